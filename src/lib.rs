@@ -1,0 +1,29 @@
+//! rgunicorn: a pre-fork HTTP/1.1 server for Python WSGI apps; this file is the module map only.
+//!
+//! ```text
+//! main.rs   CLI -> config::load -> logging::init -> master::run; Error -> message + exit code
+//! config    clap + TOML + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
+//! logging   gunicorn-style error log (tracing) and access log formatting
+//! master    single-threaded arbiter: signals, spawn/reap workers, timeouts (no tokio, no Python)
+//! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
+//! http      request-head parser, body framing, response framing, the per-worker reactor
+//! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams
+//! sockets   OS: bind/inherit listeners, blocking I/O with deadlines on raw fds
+//! process   OS: fork, signals to children, waitpid, shared memory, process title
+//! error     the one Error enum
+//! ```
+//!
+//! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
+//! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod master;
+pub mod process;
+pub mod sockets;
+pub mod worker;
+pub mod wsgi;
+
+pub use error::{Error, Result};
