@@ -16,8 +16,10 @@
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.
 
+pub mod clock;
 pub mod config;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
 pub mod logging;
 pub mod master;

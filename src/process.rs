@@ -1,1 +1,119 @@
-//! placeholder: process
+//! OS: processes. fork, signals to children, reaping, the monotonic clock shared across processes,
+//! the anonymous shared mapping behind heartbeats, and the process title. No policy: the master
+//! decides, this module only does.
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::{Error, Result};
+
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// fork(2). Call only from the single-threaded master: the child gets just the calling thread.
+pub fn fork() -> Result<Forked> {
+    // SAFETY: the master never starts threads (DESIGN.md hard rule), so the child cannot inherit
+    // a lock held by another thread; the child only runs the worker's startup path.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child: child.as_raw() }),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(errno) => Err(Error::io("fork a worker", errno.into())),
+    }
+}
+
+/// Sends `signal` to `pid`; false when the process is already gone.
+pub fn send_signal(pid: i32, signal: Signal) -> bool {
+    nix::sys::signal::kill(Pid::from_raw(pid), signal).is_ok()
+}
+
+pub fn current_pid() -> i32 {
+    std::process::id() as i32
+}
+
+pub fn parent_pid() -> i32 {
+    nix::unistd::getppid().as_raw()
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Collects every child that has exited, without blocking.
+pub fn reap_children() -> Vec<(i32, ExitStatus)> {
+    let mut reaped = Vec::new();
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => reaped.push((pid.as_raw(), ExitStatus::Code(code))),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => reaped.push((pid.as_raw(), ExitStatus::Signal(signal as i32))),
+            Ok(WaitStatus::StillAlive) | Err(_) => return reaped,
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Milliseconds on CLOCK_MONOTONIC: the same clock in every process of the machine, so a worker's
+/// heartbeat stamps mean the same to the master.
+pub fn monotonic_ms() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(now) => (now.tv_sec() as u64) * 1000 + (now.tv_nsec() as u64) / 1_000_000,
+        Err(_) => 0,
+    }
+}
+
+/// Words of memory shared between the master and every worker forked after it was made.
+pub struct SharedWords {
+    ptr: NonNull<AtomicU64>,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    pub fn new(len: usize) -> Result<Self> {
+        let bytes = std::num::NonZeroUsize::new(len.max(1) * 8).expect("non-zero");
+        let prot = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE;
+        let flags = nix::sys::mman::MapFlags::MAP_SHARED;
+        // SAFETY: a fresh anonymous mapping aliases nothing; it is zero-filled, and all-zero is a
+        // valid AtomicU64. It is unmapped only in Drop.
+        let ptr = unsafe { nix::sys::mman::mmap_anonymous(None, bytes, prot, flags) }
+            .map_err(|e| Error::io("map shared heartbeat memory", e.into()))?;
+        Ok(SharedWords { ptr: ptr.cast(), len })
+    }
+
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: ptr points to `len` zero-initialised, 8-byte aligned words mapped for our lifetime.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region mapped in `new`; no reference outlives self.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast(), self.len.max(1) * 8) };
+    }
+}
+
+/// Sets the name `ps` and `top` show (the kernel keeps up to 15 bytes of it).
+pub fn set_process_title(title: &str) {
+    if let Ok(name) = std::ffi::CString::new(title.replace('\0', "")) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
+/// Exits at once without running Rust destructors or atexit hooks: for a forked child that must
+/// not flush or finalise state it shares with the parent.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and always safe to call.
+    unsafe { libc::_exit(code) }
+}

@@ -1,4 +1,94 @@
 //! HTTP/1.1 for one worker: the strict request-head parser, body framing, response framing and the
 //! reactor that accepts connections and hands complete request heads to a `Handler`. Never uses
 //! wsgi, worker or master.
+pub mod body;
+pub mod chunked;
+pub mod conn;
+pub mod date;
 pub mod parser;
+pub mod request;
+pub mod response;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use body::BodyReader;
+pub use conn::{ConnIo, Stream};
+pub use request::{BodyFraming, Limits, ParseError, RequestHead, Version};
+pub use response::{ResponseError, ResponseWriter};
+pub use server::{serve, PoolJob, Runner, ServeConfig};
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    /// Unix-socket peers have no address; gunicorn reports them as an empty REMOTE_ADDR.
+    Unix,
+}
+
+/// The listening address a connection arrived on, for SERVER_NAME / SERVER_PORT.
+#[derive(Debug, Clone)]
+pub enum Local {
+    Tcp(SocketAddr),
+    Unix(String),
+}
+
+/// Per-request settings fixed for the worker's life.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// Deadline for each blocking read or write while a request runs.
+    pub io_timeout: Duration,
+    /// 0 = unlimited.
+    pub limit_request_body: u64,
+    /// `sync` semantics: `Connection: close` after every response.
+    pub close_after_response: bool,
+}
+
+/// One request handed to a `Handler`: the parsed head, the connection with any bytes already read
+/// past the head, and where it came from.
+pub struct Exchange {
+    pub head: RequestHead,
+    pub conn: ConnIo,
+    pub peer: Peer,
+    pub local: Local,
+    pub config: Arc<ExchangeConfig>,
+}
+
+/// What a `Handler` gives back: the connection (holding any bytes read past this request, for
+/// pipelining), whether it may serve another request, and what happened, for the access log.
+pub struct Finished {
+    pub conn: ConnIo,
+    pub keep_alive: bool,
+    pub report: Report,
+}
+
+impl Finished {
+    /// A request answered with an error before the app saw it; the connection closes.
+    pub fn rejected(conn: ConnIo, head: RequestHead, status: u16) -> Self {
+        Finished {
+            conn,
+            keep_alive: false,
+            report: Report {
+                head,
+                status,
+                body_bytes: 0,
+                response_headers: Vec::new(),
+            },
+        }
+    }
+}
+
+/// The request and the response's status line facts, for logging.
+pub struct Report {
+    pub head: RequestHead,
+    pub status: u16,
+    pub body_bytes: u64,
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// Runs one request to completion on the calling thread, blocking on the socket as needed.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, exchange: Exchange) -> Finished;
+}

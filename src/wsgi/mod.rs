@@ -1,1 +1,48 @@
-//! placeholder: wsgi
+//! The Python bridge, and the only user of pyo3: the interpreter, the app, and one request's run
+//! through PEP 3333 (environ, wsgi.input, start_response, file_wrapper). Uses http's types and
+//! body/response machinery; never touches sockets, processes or signals.
+mod app;
+mod environ;
+mod file_wrapper;
+mod handler;
+mod interpreter;
+mod proxy;
+mod start_response;
+mod streams;
+
+use pyo3::prelude::*;
+
+pub use app::load_app;
+pub use environ::EnvironSettings;
+pub use handler::WsgiHandler;
+pub use interpreter::{fork_with_python, hold_thread_state, initialize, PythonSetup, BUILD_PYTHON};
+pub use proxy::TrustedPeers;
+
+use crate::{Error, Result};
+
+/// A loaded app, ready to be wrapped into a handler in each worker.
+pub struct App(Py<PyAny>);
+
+impl App {
+    pub fn load(spec: &str) -> Result<App> {
+        load_app(spec).map(App)
+    }
+
+    /// The request handler for this worker's settings.
+    pub fn handler(&self, settings: EnvironSettings) -> Result<WsgiHandler> {
+        Python::attach(|py| {
+            let template = environ::EnvironTemplate::new(py, settings).map_err(|e| Error::Python(e.to_string()))?;
+            Ok(WsgiHandler::new(self.0.clone_ref(py), template))
+        })
+    }
+}
+
+/// Makes Python dump every thread's traceback to stderr on SIGABRT, which is how the master asks a
+/// timed-out worker what it was doing before killing it.
+pub fn enable_fault_handler() -> Result<()> {
+    Python::attach(|py| -> PyResult<()> {
+        py.import("faulthandler")?.call_method0("enable")?;
+        Ok(())
+    })
+    .map_err(|e| Error::Python(e.to_string()))
+}

@@ -1,0 +1,1 @@
+"""greenweb: a small Django project that exercises a WSGI server (rgunicorn's example app)."""

@@ -1,0 +1,158 @@
+//! Heartbeats: one fixed-size record per request thread of every worker slot, in memory shared
+//! between the master and the workers, written by workers and read by the master. Plain atomics;
+//! no clock of its own (callers pass monotonic milliseconds) and no decisions.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::process::SharedWords;
+use crate::Result;
+
+const BUSY_SINCE: usize = 0;
+const LAST_BEAT: usize = 1;
+const PID: usize = 2;
+const BOOTED: usize = 3;
+const TEXT_LEN: usize = 4;
+const TEXT: usize = 5;
+const SLOT_WORDS: usize = 16;
+const TEXT_BYTES: usize = (SLOT_WORDS - TEXT) * 8;
+
+/// The heartbeat table; created by the master before the first fork.
+pub struct Heartbeats {
+    words: SharedWords,
+    workers: usize,
+    threads: usize,
+}
+
+/// What a slot said when the master looked.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlotView {
+    /// Monotonic ms when the current request started; None when idle.
+    pub busy_since: Option<u64>,
+    pub last_beat: u64,
+    pub pid: i32,
+    pub booted: bool,
+    /// `METHOD target` of the current request (cut to fit).
+    pub request: String,
+}
+
+impl Heartbeats {
+    pub fn new(workers: usize, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        let words = SharedWords::new(workers * threads * SLOT_WORDS)?;
+        Ok(Heartbeats { words, workers, threads })
+    }
+
+    pub fn worker_slots(&self) -> usize {
+        self.workers
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn slot(&self, worker: usize, thread: usize) -> Slot<'_> {
+        assert!(worker < self.workers && thread < self.threads, "heartbeat slot out of range");
+        let start = (worker * self.threads + thread) * SLOT_WORDS;
+        Slot { words: &self.words.words()[start..start + SLOT_WORDS] }
+    }
+
+    /// Clears every record of a worker slot before a new worker takes it.
+    pub fn reset_worker(&self, worker: usize, now_ms: u64) {
+        for thread in 0..self.threads {
+            let slot = self.slot(worker, thread);
+            for word in slot.words {
+                word.store(0, Ordering::Relaxed);
+            }
+            slot.words[LAST_BEAT].store(now_ms, Ordering::Release);
+        }
+    }
+
+    pub fn view_worker(&self, worker: usize) -> Vec<SlotView> {
+        (0..self.threads).map(|thread| self.slot(worker, thread).view()).collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Slot<'a> {
+    words: &'a [AtomicU64],
+}
+
+impl Slot<'_> {
+    pub fn beat(&self, now_ms: u64) {
+        self.words[LAST_BEAT].store(now_ms, Ordering::Release);
+    }
+
+    pub fn set_booted(&self, pid: i32, now_ms: u64) {
+        self.words[PID].store(pid as u64, Ordering::Relaxed);
+        self.beat(now_ms);
+        self.words[BOOTED].store(1, Ordering::Release);
+    }
+
+    /// Marks a request as running; the text is written before the stamp that makes it visible.
+    pub fn begin(&self, now_ms: u64, method: &str, target: &str) {
+        let mut text = Vec::with_capacity(TEXT_BYTES);
+        text.extend_from_slice(method.as_bytes());
+        text.push(b' ');
+        text.extend_from_slice(target.as_bytes());
+        text.truncate(TEXT_BYTES);
+        for (i, chunk) in text.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.words[TEXT + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
+        }
+        self.words[TEXT_LEN].store(text.len() as u64, Ordering::Relaxed);
+        self.words[BUSY_SINCE].store(now_ms.max(1), Ordering::Release);
+    }
+
+    pub fn end(&self, now_ms: u64) {
+        self.words[BUSY_SINCE].store(0, Ordering::Release);
+        self.beat(now_ms);
+    }
+
+    pub fn view(&self) -> SlotView {
+        let busy = self.words[BUSY_SINCE].load(Ordering::Acquire);
+        let len = (self.words[TEXT_LEN].load(Ordering::Relaxed) as usize).min(TEXT_BYTES);
+        let mut text = Vec::with_capacity(TEXT_BYTES);
+        for word in &self.words[TEXT..] {
+            text.extend_from_slice(&word.load(Ordering::Relaxed).to_le_bytes());
+        }
+        text.truncate(len);
+        SlotView {
+            busy_since: (busy != 0).then_some(busy),
+            last_beat: self.words[LAST_BEAT].load(Ordering::Acquire),
+            pid: self.words[PID].load(Ordering::Relaxed) as i32,
+            booted: self.words[BOOTED].load(Ordering::Acquire) == 1,
+            request: String::from_utf8_lossy(&text).into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_visible_until_it_ends() {
+        let beats = Heartbeats::new(2, 3).unwrap();
+        let slot = beats.slot(1, 2);
+        slot.begin(1000, "GET", "/slow?x=1");
+        let view = beats.view_worker(1);
+        assert_eq!(view[2].busy_since, Some(1000));
+        assert_eq!(view[2].request, "GET /slow?x=1");
+        assert_eq!(view[0].busy_since, None);
+        slot.end(2000);
+        assert_eq!(slot.view().busy_since, None);
+        assert_eq!(slot.view().last_beat, 2000);
+    }
+
+    #[test]
+    fn long_targets_are_cut_and_reset_clears() {
+        let beats = Heartbeats::new(1, 1).unwrap();
+        let slot = beats.slot(0, 0);
+        slot.set_booted(42, 5);
+        slot.begin(10, "POST", &"x".repeat(500));
+        assert_eq!(slot.view().request.len(), TEXT_BYTES);
+        assert!(slot.view().booted);
+        beats.reset_worker(0, 77);
+        assert_eq!(slot.view(), SlotView { last_beat: 77, ..SlotView::default() });
+    }
+}

@@ -1,0 +1,218 @@
+//! The request body as a blocking byte stream for the thread running the request: applies the
+//! framing (Content-Length or chunked), the body size limit and `Expect: 100-continue`. Never
+//! buffers more than one read's worth; knows nothing of WSGI.
+use std::io::{self, IoSlice};
+
+use super::chunked::ChunkedDecoder;
+use super::conn::ConnIo;
+use super::request::{BodyFraming, ParseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("error reading request body: {0}")]
+    Io(#[from] io::Error),
+    #[error("invalid request body: {0}")]
+    Parse(ParseError),
+    #[error("request body larger than limit_request_body ({0} bytes)")]
+    TooLarge(u64),
+    #[error("client closed the connection before the end of the request body")]
+    Truncated,
+}
+
+enum Framing {
+    Length(u64),
+    Chunked {
+        decoder: ChunkedDecoder,
+        decoded: Vec<u8>,
+        pos: usize,
+    },
+}
+
+pub struct BodyReader {
+    conn: ConnIo,
+    framing: Framing,
+    continue_pending: bool,
+    limit: u64,
+    received: u64,
+    failed: bool,
+}
+
+impl BodyReader {
+    /// Fails at once with TooLarge when a declared Content-Length is over `limit` (0 = none).
+    pub fn new(conn: ConnIo, framing: &BodyFraming, expect_continue: bool, limit: u64) -> Result<Self, (ConnIo, BodyError)> {
+        let framing = match framing {
+            BodyFraming::Empty => Framing::Length(0),
+            BodyFraming::Length(n) if limit > 0 && *n > limit => {
+                return Err((conn, BodyError::TooLarge(limit)));
+            }
+            BodyFraming::Length(n) => Framing::Length(*n),
+            BodyFraming::Chunked => Framing::Chunked {
+                decoder: ChunkedDecoder::default(),
+                decoded: Vec::new(),
+                pos: 0,
+            },
+        };
+        let continue_pending = expect_continue && !matches!(framing, Framing::Length(0));
+        Ok(BodyReader { conn, framing, continue_pending, limit, received: 0, failed: false })
+    }
+
+    pub fn is_done(&self) -> bool {
+        match &self.framing {
+            Framing::Length(left) => *left == 0,
+            Framing::Chunked { decoder, decoded, pos } => decoder.is_done() && *pos == decoded.len(),
+        }
+    }
+
+    /// True while the client waits for `100 Continue` that we have not sent (the app never read).
+    pub fn continue_pending(&self) -> bool {
+        self.continue_pending
+    }
+
+    /// Appends up to `max` body bytes to `out`; returns how many, 0 only at the end of the body.
+    pub fn read(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        if self.failed {
+            return Err(BodyError::Truncated);
+        }
+        let result = self.read_inner(max, out);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn read_inner(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        if max == 0 || self.is_done() {
+            return Ok(0);
+        }
+        loop {
+            let got = self.take_buffered(max, out)?;
+            if got > 0 {
+                self.count(got)?;
+                return Ok(got);
+            }
+            if self.is_done() {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Appends bytes up to and including the next `\n`, at most `max`; returns how many.
+    pub fn read_line(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        let start = out.len();
+        while out.len() - start < max {
+            let window = self.peek_len().min(max - (out.len() - start));
+            let window = if window == 0 { 1 } else { window };
+            let before = out.len();
+            if self.read(window, out)? == 0 {
+                break;
+            }
+            if let Some(nl) = out[before..].iter().position(|&b| b == b'\n') {
+                let extra = out.len() - (before + nl + 1);
+                self.unread_tail(out, extra);
+                break;
+            }
+        }
+        Ok(out.len() - start)
+    }
+
+    /// How many body bytes are available without touching the socket.
+    fn peek_len(&self) -> usize {
+        match &self.framing {
+            Framing::Length(left) => self.conn.unread().len().min(usize::try_from(*left).unwrap_or(usize::MAX)),
+            Framing::Chunked { decoded, pos, .. } => decoded.len() - pos,
+        }
+    }
+
+    /// Gives back the last `extra` bytes of `out` (read past a line end) to the body stream.
+    fn unread_tail(&mut self, out: &mut Vec<u8>, extra: usize) {
+        if extra == 0 {
+            return;
+        }
+        let tail = out.split_off(out.len() - extra);
+        self.received -= extra as u64;
+        match &mut self.framing {
+            Framing::Length(left) => {
+                *left += extra as u64;
+                self.conn.pos -= extra;
+            }
+            Framing::Chunked { pos, .. } => *pos -= tail.len(),
+        }
+    }
+
+    fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        match &mut self.framing {
+            Framing::Length(left) => {
+                let unread = self.conn.unread();
+                let n = unread.len().min(max).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                out.extend_from_slice(&unread[..n]);
+                self.conn.consume(n);
+                *left -= n as u64;
+                Ok(n)
+            }
+            Framing::Chunked { decoder, decoded, pos } => {
+                if *pos == decoded.len() {
+                    decoded.clear();
+                    *pos = 0;
+                    let used = decoder
+                        .decode(self.conn.unread(), decoded, 64 * 1024)
+                        .map_err(BodyError::Parse)?;
+                    self.conn.consume(used);
+                }
+                let n = (decoded.len() - *pos).min(max);
+                out.extend_from_slice(&decoded[*pos..*pos + n]);
+                *pos += n;
+                Ok(n)
+            }
+        }
+    }
+
+    fn count(&mut self, got: usize) -> Result<(), BodyError> {
+        self.received += got as u64;
+        if self.limit > 0 && self.received > self.limit {
+            return Err(BodyError::TooLarge(self.limit));
+        }
+        Ok(())
+    }
+
+    /// Blocking: gets more bytes from the client, first sending `100 Continue` if it is waiting.
+    fn fill(&mut self) -> Result<(), BodyError> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            let line = b"HTTP/1.1 100 Continue\r\n\r\n";
+            self.conn.sender().write_all(&mut [IoSlice::new(line)])?;
+        }
+        match self.conn.fill()? {
+            0 => Err(BodyError::Truncated),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads and discards what is left of the body, up to `max` bytes, so the connection can serve
+    /// the next request; returns the connection and whether it is positioned at the next request.
+    pub fn finish(mut self, max: u64) -> (ConnIo, bool) {
+        let reusable = !self.continue_pending && !self.failed && self.discard_rest(max);
+        self.conn.compact();
+        (self.conn, reusable)
+    }
+
+    fn discard_rest(&mut self, max: u64) -> bool {
+        let mut sink = Vec::with_capacity(8192);
+        let mut drained = 0u64;
+        while !self.is_done() {
+            sink.clear();
+            match self.read(64 * 1024, &mut sink) {
+                Ok(0) => break,
+                Ok(n) => drained += n as u64,
+                Err(_) => return false,
+            }
+            if drained > max {
+                return false;
+            }
+        }
+        self.is_done()
+    }
+
+    /// Gives the connection back without consuming the body (request rejected before the app).
+    pub fn into_conn(self) -> ConnIo {
+        self.conn
+    }
+}

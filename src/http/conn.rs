@@ -1,0 +1,141 @@
+//! A client connection as the request-running thread sees it: the socket (shared with the
+//! reactor task that owns its registration) plus the bytes read ahead of the current parse
+//! position. Blocking reads/writes go through `sockets::io` with deadlines; no parsing here.
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::sockets::io::dup_regular_file;
+use crate::sockets::io as sockio;
+
+/// A connected socket registered with the worker's reactor.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl Stream {
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+
+    /// Non-blocking read that keeps the reactor's readiness bookkeeping right.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read(buf),
+            Stream::Unix(s) => s.try_read(buf),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// The connection plus read-ahead buffer, handed from the reactor to the request thread and back.
+pub struct ConnIo {
+    pub stream: Arc<Stream>,
+    /// Bytes received but not yet consumed; `buf[pos..]` is unread.
+    pub buf: Vec<u8>,
+    pub pos: usize,
+    pub io_timeout: Duration,
+}
+
+impl ConnIo {
+    pub fn new(stream: Arc<Stream>, io_timeout: Duration) -> Self {
+        ConnIo {
+            stream,
+            buf: Vec::with_capacity(8192),
+            pos: 0,
+            io_timeout,
+        }
+    }
+
+    pub fn unread(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Moves unread bytes to the front so the buffer does not grow across pipelined requests.
+    pub fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.io_timeout
+    }
+
+    /// Blocking: appends at least one byte from the socket to the buffer; Ok(0) at end of stream.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        self.compact();
+        let len = self.buf.len();
+        let want = 64 * 1024;
+        self.buf.resize(len + want, 0);
+        let deadline = self.deadline();
+        let result = sockio::read_some(self.stream.as_fd(), &mut self.buf[len..], deadline);
+        let got = *result.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + got);
+        result
+    }
+
+    /// Blocking: reads straight into `out` (bypassing the buffer), for large body reads.
+    pub fn read_direct(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        sockio::read_some(self.stream.as_fd(), out, self.deadline())
+    }
+
+    pub fn shutdown_write(&self) {
+        sockio::shutdown_write(self.stream.as_fd())
+    }
+}
+
+/// The writing half of a connection, owned by the response while a request runs.
+#[derive(Clone)]
+pub struct Sender {
+    stream: Arc<Stream>,
+    io_timeout: Duration,
+}
+
+impl Sender {
+    pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        let deadline = Instant::now() + self.io_timeout;
+        sockio::write_all(self.stream.as_fd(), slices, deadline)
+    }
+
+    pub fn send_file(&self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<u64> {
+        let deadline = Instant::now() + self.io_timeout;
+        sockio::send_file(self.stream.as_fd(), file, offset, count, deadline)
+    }
+
+    pub fn peer_closed(&self) -> bool {
+        sockio::peer_closed(self.stream.as_fd())
+    }
+}
+
+impl ConnIo {
+    pub fn sender(&self) -> Sender {
+        Sender {
+            stream: self.stream.clone(),
+            io_timeout: self.io_timeout,
+        }
+    }
+}

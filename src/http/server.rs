@@ -1,0 +1,294 @@
+//! The per-worker reactor: accepts connections while a request thread is free, reads request heads
+//! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
+//! on the reactor thread or on a pool thread. Never calls Python itself.
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::time::Instant;
+
+use super::conn::{ConnIo, Stream};
+use super::parser::parse_head;
+use super::request::{Limits, ParseError, RequestHead, Version};
+use super::response::{reason, write_error};
+use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
+use crate::sockets::Listener;
+
+/// How the reactor serves; fixed for the worker's life.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Requests that may run at once (Python threads).
+    pub threads: usize,
+    /// Idle time allowed between requests on a connection; None closes after each response.
+    pub keepalive: Option<Duration>,
+    /// Time allowed to receive a whole request head once its first byte arrived.
+    pub head_timeout: Duration,
+    pub worker_connections: usize,
+    pub limits: Limits,
+    pub proxy_protocol: bool,
+    /// Stop accepting after this many requests (0 = never), so the master starts a fresh worker.
+    pub max_requests: u64,
+    pub exchange: Arc<ExchangeConfig>,
+}
+
+/// Where requests run.
+pub enum Runner {
+    /// On the reactor thread itself: no hand-off, one request at a time.
+    Inline(Arc<dyn Handler>),
+    /// On pool threads fed through this channel.
+    Pool(mpsc::Sender<PoolJob>),
+}
+
+pub struct PoolJob {
+    pub exchange: Exchange,
+    pub reply: oneshot::Sender<Finished>,
+}
+
+/// Body of each pool thread: runs jobs until the reactor drops the channel.
+pub fn pool_thread_loop(handler: &dyn Handler, jobs: &Mutex<mpsc::Receiver<PoolJob>>) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let _ = job.reply.send(handler.handle(job.exchange));
+    }
+}
+
+/// Why `serve` returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServeEnd {
+    Shutdown,
+    MaxRequests,
+}
+
+struct Shared {
+    config: ServeConfig,
+    runner: Runner,
+    threads: Semaphore,
+    connections: Arc<Semaphore>,
+    served: AtomicU64,
+    stop_tx: watch::Sender<bool>,
+}
+
+/// Serves until `shutdown` turns true (or max_requests is reached), then lets in-flight requests
+/// finish and returns once every connection is closed.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    runner: Runner,
+    config: ServeConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<ServeEnd> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        threads: Semaphore::new(config.threads),
+        connections: Arc::new(Semaphore::new(config.worker_connections)),
+        served: AtomicU64::new(0),
+        config,
+        runner,
+        stop_tx,
+    });
+    for listener in listeners {
+        let acceptor = Acceptor::new(listener)?;
+        tokio::spawn(accept_loop(acceptor, shared.clone(), stop_rx.clone()));
+    }
+    let mut stopped = stop_rx.clone();
+    tokio::select! {
+        _ = shutdown.wait_for(|stop| *stop) => {}
+        _ = stopped.wait_for(|stop| *stop) => {}
+    }
+    let _ = shared.stop_tx.send(true);
+    let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
+    let _drained = shared.connections.acquire_many(all).await;
+    let limit = shared.config.max_requests;
+    Ok(if limit > 0 && shared.served.load(Ordering::Relaxed) >= limit {
+        ServeEnd::MaxRequests
+    } else {
+        ServeEnd::Shutdown
+    })
+}
+
+enum Acceptor {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, String),
+}
+
+impl Acceptor {
+    fn new(listener: Listener) -> io::Result<Self> {
+        Ok(match listener {
+            Listener::Tcp(l) => Acceptor::Tcp(tokio::net::TcpListener::from_std(l)?),
+            Listener::Unix { listener, path } => {
+                Acceptor::Unix(tokio::net::UnixListener::from_std(listener)?, path.display().to_string())
+            }
+        })
+    }
+
+    async fn accept(&self) -> io::Result<(Stream, Peer, Local)> {
+        match self {
+            Acceptor::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                let _ = stream.set_nodelay(true);
+                let local = Local::Tcp(stream.local_addr()?);
+                Ok((Stream::Tcp(stream), Peer::Tcp(peer), local))
+            }
+            Acceptor::Unix(l, path) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Stream::Unix(stream), Peer::Unix, Local::Unix(path.clone())))
+            }
+        }
+    }
+}
+
+async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        // Take new connections only while a request thread is free, so a busy worker leaves them
+        // in the kernel queue for an idle one (gunicorn issue #3433).
+        let ready = async {
+            drop(shared.threads.acquire().await);
+            let slot = shared.connections.clone().acquire_owned().await;
+            let accepted = acceptor.accept().await;
+            (slot, accepted)
+        };
+        let (slot, accepted) = tokio::select! {
+            pair = ready => pair,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(slot) = slot else { return };
+        match accepted {
+            Ok((stream, peer, local)) => {
+                let shared = shared.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    serve_connection(stream, peer, local, &shared, stop).await;
+                    drop(slot);
+                });
+                tokio::task::yield_now().await;
+            }
+            Err(e) => accept_error(e).await,
+        }
+    }
+}
+
+/// EMFILE and friends would spin the loop; back off briefly and let connections close.
+async fn accept_error(error: io::Error) {
+    tracing::warn!("accept failed: {error}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+enum HeadRead {
+    Head(Box<RequestHead>),
+    /// Clean end: EOF, idle timeout or shutdown between requests.
+    Closed,
+    Invalid(ParseError),
+    TimedOut,
+}
+
+async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared, mut stop: watch::Receiver<bool>) {
+    let config = &shared.config;
+    let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
+    let mut first = true;
+    loop {
+        let head = match read_head(&mut conn, config, first, &mut stop).await {
+            HeadRead::Head(head) => head,
+            HeadRead::Closed => return,
+            HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),
+            HeadRead::Invalid(error) => return reject(&conn, &peer, error.status(), &error.to_string()),
+        };
+        let Ok(permit) = shared.threads.acquire().await else { return };
+        let exchange = Exchange { head: *head, conn, peer: peer.clone(), local: local.clone(), config: config.exchange.clone() };
+        let Some(finished) = run(&shared.runner, exchange).await else { return };
+        drop(permit);
+        conn = finished.conn;
+        if count_request(shared) || !finished.keep_alive || config.keepalive.is_none() || *stop.borrow() {
+            conn.shutdown_write();
+            return;
+        }
+        first = false;
+    }
+}
+
+/// Counts a served request; true when this worker reached max_requests and should wind down.
+fn count_request(shared: &Shared) -> bool {
+    let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
+    let limit = shared.config.max_requests;
+    if limit > 0 && served >= limit {
+        let _ = shared.stop_tx.send(true);
+        return true;
+    }
+    false
+}
+
+async fn run(runner: &Runner, exchange: Exchange) -> Option<Finished> {
+    match runner {
+        Runner::Inline(handler) => Some(handler.handle(exchange)),
+        Runner::Pool(jobs) => {
+            let (reply, result) = oneshot::channel();
+            jobs.send(PoolJob { exchange, reply }).ok()?;
+            result.await.ok()
+        }
+    }
+}
+
+fn reject(conn: &ConnIo, peer: &Peer, status: u16, detail: &str) {
+    tracing::info!(status, "invalid request from {}: {detail}", describe_peer(peer));
+    let _ = write_error(&conn.sender(), Version::Http11, status, reason(status));
+    conn.shutdown_write();
+}
+
+fn describe_peer(peer: &Peer) -> String {
+    match peer {
+        Peer::Tcp(addr) => addr.to_string(),
+        Peer::Unix => "unix socket".to_string(),
+    }
+}
+
+async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool, stop: &mut watch::Receiver<bool>) -> HeadRead {
+    let head_deadline = Instant::now() + config.head_timeout;
+    loop {
+        if !conn.unread().is_empty() {
+            match parse_head(conn.unread(), &config.limits, config.proxy_protocol && first) {
+                Ok(Some((head, used))) => {
+                    conn.consume(used);
+                    return HeadRead::Head(Box::new(head));
+                }
+                Ok(None) => {}
+                Err(error) => return HeadRead::Invalid(error),
+            }
+        }
+        let idle = conn.unread().is_empty();
+        let deadline = match (idle && !first, config.keepalive) {
+            (true, Some(keepalive)) => Instant::now() + keepalive,
+            _ => head_deadline,
+        };
+        let stopping = async {
+            if idle && !first {
+                let _ = stop.wait_for(|s| *s).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
+            _ = tokio::time::sleep_until(deadline) => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
+            _ = stopping => return HeadRead::Closed,
+        }
+        match read_available(conn) {
+            Ok(0) => return HeadRead::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
+
+fn read_available(conn: &mut ConnIo) -> io::Result<usize> {
+    conn.compact();
+    let len = conn.buf.len();
+    conn.buf.resize(len + 16 * 1024, 0);
+    let result = conn.stream.try_read(&mut conn.buf[len..]);
+    conn.buf.truncate(len + *result.as_ref().unwrap_or(&0));
+    result
+}

@@ -1,0 +1,117 @@
+//! OS: blocking reads, writes and sendfile on a non-blocking connected socket, each bounded by a
+//! deadline, for the thread that runs a request. Knows nothing of HTTP.
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+/// Waits until `fd` is ready for `events` or `deadline` passes (TimedOut).
+fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => return Ok(()),
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// Reads what is available (at least one byte, or 0 at end of stream), waiting up to `deadline`.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLIN, deadline)?,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// Writes every byte of every slice, in order, with as few writev calls as the kernel allows.
+pub fn write_all(fd: BorrowedFd<'_>, mut slices: &mut [IoSlice<'_>], deadline: Instant) -> io::Result<()> {
+    while !slices.is_empty() {
+        match nix::sys::uio::writev(fd, slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut slices, n),
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, deadline)?,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `count` bytes of `file` from `offset` with sendfile(2); returns the bytes sent, which is
+/// less than `count` only when the file is shorter.
+pub fn send_file(
+    fd: BorrowedFd<'_>,
+    file: &impl AsFd,
+    mut offset: u64,
+    count: u64,
+    deadline: Instant,
+) -> io::Result<u64> {
+    let mut sent = 0;
+    while sent < count {
+        let chunk = usize::try_from(count - sent).unwrap_or(usize::MAX).min(1 << 30);
+        let mut off = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        match nix::sys::sendfile::sendfile64(fd, file.as_fd(), Some(&mut off), chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                sent += n as u64;
+                offset += n as u64;
+            }
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, deadline)?,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(sent)
+}
+
+/// True when the peer has closed or reset the connection (readable with nothing to read is the
+/// common sign); used to notice a client that went away while the app was busy.
+pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | rdhup())];
+    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(rdhup() | PollFlags::POLLHUP | PollFlags::POLLERR)),
+        _ => false,
+    }
+}
+
+/// Half-closes the sending side so the client sees the end of a close-delimited response before
+/// the socket is dropped (avoids a reset when unread request bytes remain).
+pub fn shutdown_write(fd: BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+}
+
+fn rdhup() -> PollFlags {
+    PollFlags::from_bits_retain(libc::POLLRDHUP)
+}
+
+/// A regular file's own descriptor (dup'ed from one another object owns, e.g. a Python file's
+/// fileno()) and its size; None when `raw` is not an open regular file.
+pub fn dup_regular_file(raw: std::os::fd::RawFd) -> Option<(std::fs::File, u64)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: dup(2) accepts any integer; a non-negative result is a new descriptor we own.
+    let dup = unsafe { libc::fcntl(raw, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return None;
+    }
+    // SAFETY: `dup` was just returned by the kernel and nothing else refers to it.
+    let file = unsafe { std::fs::File::from_raw_fd(dup) };
+    let meta = file.metadata().ok()?;
+    let len = meta.len();
+    meta.is_file().then_some((file, len))
+}

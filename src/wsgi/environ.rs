@@ -1,0 +1,205 @@
+//! The WSGI environ of one request, as gunicorn builds it: a per-worker template with the static
+//! keys, copied per request and filled from the parsed head. No I/O.
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{intern, IntoPyObjectExt};
+
+use super::file_wrapper::FileWrapper;
+use super::proxy::{claimed_scheme, TrustedPeers};
+use super::streams::InputStream;
+use crate::http::{Local, Peer, RequestHead};
+
+/// What the environ needs from the settings, fixed for the worker's life.
+#[derive(Debug, Clone)]
+pub struct EnvironSettings {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    /// From the SCRIPT_NAME environment variable of the server, as in gunicorn.
+    pub script_name: String,
+    pub trusted: TrustedPeers,
+    pub secure_scheme_headers: Vec<(String, String)>,
+}
+
+/// A request the environ cannot describe: answered 400 before the app runs.
+#[derive(Debug)]
+pub enum EnvironError {
+    BadRequest(&'static str),
+    Python(PyErr),
+}
+
+impl From<PyErr> for EnvironError {
+    fn from(error: PyErr) -> Self {
+        EnvironError::Python(error)
+    }
+}
+
+pub struct EnvironTemplate {
+    base: Py<PyDict>,
+    settings: EnvironSettings,
+}
+
+impl EnvironTemplate {
+    pub fn new(py: Python<'_>, settings: EnvironSettings) -> PyResult<Self> {
+        let base = PyDict::new(py);
+        base.set_item("wsgi.version", (1, 0))?;
+        base.set_item("wsgi.multithread", settings.multithread)?;
+        base.set_item("wsgi.multiprocess", settings.multiprocess)?;
+        base.set_item("wsgi.run_once", false)?;
+        base.set_item("wsgi.input_terminated", true)?;
+        base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
+        base.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        base.set_item("SCRIPT_NAME", &settings.script_name)?;
+        base.set_item("SERVER_SOFTWARE", concat!("rgunicorn/", env!("CARGO_PKG_VERSION")))?;
+        Ok(EnvironTemplate { base: base.unbind(), settings })
+    }
+
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        head: &RequestHead,
+        peer: &Peer,
+        local: &Local,
+        input: InputStream,
+    ) -> Result<Bound<'py, PyDict>, EnvironError> {
+        let env = self.base.bind(py).copy()?;
+        let scheme = self.url_scheme(head, peer)?;
+        let path = head.path.strip_prefix(self.settings.script_name.as_str());
+        let path = path.ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
+        env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
+        env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
+        env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path)))?;
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
+        env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+        env.set_item(intern!(py, "wsgi.input"), input.into_py_any(py)?)?;
+        set_server(py, &env, local, scheme)?;
+        set_remote(py, &env, head, peer)?;
+        set_headers(py, &env, head)?;
+        Ok(env)
+    }
+
+    fn url_scheme(&self, head: &RequestHead, peer: &Peer) -> Result<&'static str, EnvironError> {
+        if !self.settings.trusted.trusts(peer) {
+            return Ok("http");
+        }
+        match claimed_scheme(head, &self.settings.secure_scheme_headers) {
+            Ok(claimed) => Ok(claimed.unwrap_or("http")),
+            Err(()) => Err(EnvironError::BadRequest("contradictory scheme headers")),
+        }
+    }
+}
+
+fn set_server(py: Python<'_>, env: &Bound<'_, PyDict>, local: &Local, scheme: &str) -> PyResult<()> {
+    let (name, port) = match local {
+        Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
+        Local::Unix(path) => (path.clone(), if scheme == "https" { "443" } else { "80" }.to_string()),
+    };
+    env.set_item(intern!(py, "SERVER_NAME"), name)?;
+    env.set_item(intern!(py, "SERVER_PORT"), port)
+}
+
+/// The socket peer, or the client named by a PROXY protocol header.
+fn set_remote(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead, peer: &Peer) -> PyResult<()> {
+    let addr = match (&head.proxy, peer) {
+        (Some(proxy), _) => Some(proxy.source),
+        (None, Peer::Tcp(addr)) => Some(*addr),
+        (None, Peer::Unix) => None,
+    };
+    match addr {
+        Some(addr) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), addr.ip().to_string())?;
+            env.set_item(intern!(py, "REMOTE_PORT"), addr.port().to_string())
+        }
+        None => env.set_item(intern!(py, "REMOTE_ADDR"), ""),
+    }
+}
+
+fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
+    for (name, value) in &head.headers {
+        let value = latin1(py, value);
+        let key = match name.as_str() {
+            "CONTENT-TYPE" => intern!(py, "CONTENT_TYPE").clone(),
+            "CONTENT-LENGTH" => intern!(py, "CONTENT_LENGTH").clone(),
+            other => header_key(py, other),
+        };
+        match env.get_item(&key)? {
+            Some(previous) => {
+                let joined = format!("{},{}", previous.extract::<String>()?, value.to_str()?);
+                env.set_item(key, joined)?;
+            }
+            None => env.set_item(key, value)?,
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    static HEADER_KEYS: RefCell<HashMap<String, Py<PyString>>> = RefCell::new(HashMap::new());
+}
+
+/// `HTTP_` + the name with `-` as `_`, interned per thread: the same few names come every request.
+fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    HEADER_KEYS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(key) = cache.get(name) {
+            return key.bind(py).clone();
+        }
+        let key = PyString::intern(py, &format!("HTTP_{}", name.replace('-', "_")));
+        if cache.len() < 512 {
+            cache.insert(name.to_string(), key.clone().unbind());
+        }
+        key
+    })
+}
+
+/// WSGI strings carry bytes as latin-1 code points, one char per byte.
+pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if bytes.is_ascii() => PyString::new(py, text),
+        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+    }
+}
+
+/// Percent-decodes like urllib.parse.unquote_to_bytes: malformed escapes stay as they are.
+pub fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding_matches_unquote_to_bytes() {
+        assert_eq!(percent_decode("/a%20b"), b"/a b");
+        assert_eq!(percent_decode("/%E2%82%AC"), vec![b'/', 0xE2, 0x82, 0xAC]);
+        assert_eq!(percent_decode("/bad%zz%4"), b"/bad%zz%4");
+        assert_eq!(percent_decode("/plus+stays"), b"/plus+stays");
+        assert_eq!(percent_decode("%2f"), b"/");
+        assert_eq!(percent_decode("%+1"), b"%+1");
+    }
+}

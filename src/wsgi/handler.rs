@@ -1,0 +1,233 @@
+//! Runs one request through the WSGI app: builds the environ, calls the app, sends what it
+//! returns (list fast path, sendfile for file wrappers, any iterable), always calls close(), and
+//! turns app errors into a 500 or a closed connection. The worker stays alive whatever the app does.
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use super::app::format_error;
+use super::environ::{EnvironError, EnvironTemplate};
+use super::file_wrapper::{real_file, FileWrapper};
+use super::start_response::{lock, ResponseState, SharedResponse, StartResponse};
+use super::streams::{InputShared, InputStream};
+use crate::http::body::BodyReader;
+use crate::http::response::{reason, write_error};
+use crate::http::{Exchange, Finished, Handler, RequestHead, ResponseWriter};
+
+/// At most this much unread request body is discarded to keep a connection alive.
+const DRAIN_LIMIT: u64 = 1 << 20;
+
+pub struct WsgiHandler {
+    app: Py<PyAny>,
+    environ: EnvironTemplate,
+}
+
+impl WsgiHandler {
+    pub fn new(app: Py<PyAny>, environ: EnvironTemplate) -> Self {
+        WsgiHandler { app, environ }
+    }
+}
+
+/// Why sending the app's response stopped early.
+enum SendError {
+    App(PyErr),
+    Client(std::io::Error),
+}
+
+impl From<PyErr> for SendError {
+    fn from(error: PyErr) -> Self {
+        SendError::App(error)
+    }
+}
+
+impl Handler for WsgiHandler {
+    fn handle(&self, exchange: Exchange) -> Finished {
+        let Exchange { head, conn, peer, local, config } = exchange;
+        let sender = conn.sender();
+        let keep_alive = head.keep_alive && !config.close_after_response;
+        let writer = ResponseWriter::new(sender.clone(), head.version, head.method == "HEAD", keep_alive);
+        let body = match BodyReader::new(conn, &head.framing, head.expect_continue, config.limit_request_body) {
+            Ok(body) => body,
+            Err((conn, _too_large)) => {
+                let _ = write_error(&sender, head.version, 413, reason(413));
+                return Finished::rejected(conn, head, 413);
+            }
+        };
+        let input = InputShared::new(body);
+        let state: SharedResponse = Arc::new(Mutex::new(ResponseState { writer, started: false }));
+        Python::attach(|py| self.run(py, &head, &peer, &local, &input, &state));
+        let body = input.take().expect("the request body is taken back exactly once");
+        let (conn, reusable) = body.finish(DRAIN_LIMIT);
+        let state = lock(&state);
+        Finished {
+            conn,
+            keep_alive: reusable && state.writer.keep_alive(),
+            report: crate::http::Report {
+                status: state.writer.status(),
+                body_bytes: state.writer.body_bytes(),
+                response_headers: state.writer.headers().to_vec(),
+                head,
+            },
+        }
+    }
+}
+
+impl WsgiHandler {
+    fn run(
+        &self,
+        py: Python<'_>,
+        head: &RequestHead,
+        peer: &crate::http::Peer,
+        local: &crate::http::Local,
+        input: &Arc<InputShared>,
+        state: &SharedResponse,
+    ) {
+        let environ = match self.environ.build(py, head, peer, local, InputStream::new(input.clone())) {
+            Ok(environ) => environ,
+            Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
+            Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, input, error),
+        };
+        let start_response = match Py::new(py, StartResponse::new(state.clone())) {
+            Ok(start_response) => start_response,
+            Err(error) => return self.app_failed(py, head, state, input, error),
+        };
+        let result = match self.app.call1(py, (environ, start_response)) {
+            Ok(result) => result.into_bound(py),
+            Err(error) => return self.app_failed(py, head, state, input, error),
+        };
+        let sent = send_result(py, &result, state);
+        let closed = close_result(&result);
+        match (sent, closed) {
+            (Err(SendError::App(error)), _) | (Ok(()), Err(error)) => self.app_failed(py, head, state, input, error),
+            (Err(SendError::Client(error)), _) => client_gone(state, head, &error),
+            (Ok(()), Ok(())) => finish(py, state, head),
+        }
+    }
+
+    /// The app raised: log its traceback, then answer 500 (413 if it hit the body limit) when no
+    /// header went out yet, else cut the connection so the client sees a truncated response.
+    fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedResponse, input: &InputShared, error: PyErr) {
+        tracing::error!("Error handling request {}\n{}", head.target, format_error(py, &error).trim_end());
+        let status = if input.too_large() { 413 } else { 500 };
+        respond_error(py, state, status, reason(status));
+    }
+}
+
+fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &str) {
+    py.detach(|| {
+        let mut state = lock(state);
+        state.writer.abort();
+        if state.writer.headers_sent() {
+            return;
+        }
+        let body = format!("{}\n", reason(status));
+        let headers = vec![("Content-Type".to_string(), "text/plain".to_string())];
+        if state.writer.start(&format!("{status} {}", reason(status)), headers).is_ok() {
+            let _ = state.writer.write(body.as_bytes(), Some(body.len() as u64));
+        }
+        tracing::debug!(status, "answered with an error: {detail}");
+    });
+}
+
+fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Error) {
+    tracing::debug!("client went away during {} {}: {error}", head.method, head.target);
+    lock(state).writer.abort();
+}
+
+fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
+    let result = py.detach(|| {
+        let mut state = lock(state);
+        if !state.started {
+            return Ok(false);
+        }
+        state.writer.finish().map(|()| true)
+    });
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::error!("Error handling request {}: the app returned without calling start_response", head.target);
+            respond_error(py, state, 500, "no start_response");
+        }
+        Err(error) => client_gone(state, head, &error),
+    }
+}
+
+/// PEP 3333: close() is called whatever happened, if the iterable has one.
+fn close_result(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>() {
+        return Ok(());
+    }
+    match result.getattr(pyo3::intern!(result.py(), "close")) {
+        Ok(close) => close.call0().map(drop),
+        Err(_) => Ok(()),
+    }
+}
+
+fn send_result(py: Python<'_>, result: &Bound<'_, PyAny>, state: &SharedResponse) -> Result<(), SendError> {
+    if let Ok(list) = result.cast::<PyList>() {
+        return send_sequence(py, list.iter().collect(), state);
+    }
+    if let Ok(tuple) = result.cast::<PyTuple>() {
+        return send_sequence(py, tuple.iter().collect(), state);
+    }
+    if let Ok(wrapper) = result.cast::<FileWrapper>() {
+        if let Some(sent) = send_wrapped_file(py, &wrapper.borrow(), state) {
+            return sent;
+        }
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let chunk = as_body_bytes(&item)?;
+        write_chunk(py, state, chunk.as_bytes(), None)?;
+    }
+    Ok(())
+}
+
+fn as_body_bytes<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
+    item.cast::<PyBytes>()
+        .map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("response body items must be bytes, not {}", item.get_type())))
+}
+
+/// A list or tuple holds the whole body: its length becomes Content-Length and head plus body go
+/// out in one writev.
+fn send_sequence(py: Python<'_>, items: Vec<Bound<'_, PyAny>>, state: &SharedResponse) -> Result<(), SendError> {
+    let chunks = items.iter().map(as_body_bytes).collect::<PyResult<Vec<_>>>()?;
+    let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    require_started(state)?;
+    py.detach(|| lock(state).writer.write_parts(&parts, Some(total as u64)))
+        .map_err(SendError::Client)
+}
+
+fn write_chunk(py: Python<'_>, state: &SharedResponse, data: &[u8], known_total: Option<u64>) -> Result<(), SendError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    require_started(state)?;
+    py.detach(|| lock(state).writer.write(data, known_total)).map_err(SendError::Client)
+}
+
+fn require_started(state: &SharedResponse) -> Result<(), SendError> {
+    if lock(state).started {
+        return Ok(());
+    }
+    Err(SendError::App(pyo3::exceptions::PyRuntimeError::new_err(
+        "the app returned a body before calling start_response",
+    )))
+}
+
+/// sendfile(2) for a wrapped real file; None means "iterate it instead" (no fileno, not a regular
+/// file, or a response that would need chunking).
+fn send_wrapped_file(py: Python<'_>, wrapper: &FileWrapper, state: &SharedResponse) -> Option<Result<(), SendError>> {
+    let (fd, offset) = real_file(py, wrapper)?;
+    let (file, size) = crate::http::conn::dup_regular_file(fd)?;
+    if !lock(state).started || !lock(state).writer.can_send_file() {
+        return None;
+    }
+    let count = size.saturating_sub(offset);
+    Some(py.detach(|| lock(state).writer.send_file(&file, offset, count)).map_err(SendError::Client))
+}

@@ -1,0 +1,101 @@
+//! start_response and the write() callable (PEP 3333): records status and headers, enforces the
+//! exc_info rules, and writes through the response writer with the GIL released.
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::http::ResponseWriter;
+
+/// The response of one request, shared by start_response, write() and the request runner.
+pub struct ResponseState {
+    pub writer: ResponseWriter,
+    pub started: bool,
+}
+
+pub type SharedResponse = Arc<Mutex<ResponseState>>;
+
+pub fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
+    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[pyclass(module = "rgunicorn")]
+pub struct StartResponse {
+    state: SharedResponse,
+}
+
+impl StartResponse {
+    pub fn new(state: SharedResponse) -> Self {
+        StartResponse { state }
+    }
+}
+
+fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in headers.try_iter()? {
+        let (name, value): (String, String) = item?.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err("response headers must be (str, str) tuples")
+        })?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Re-raises the exception of an exc_info triple.
+fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
+    match exc_info.cast::<PyTuple>().ok().and_then(|t| t.get_item(1).ok()) {
+        Some(value) => PyErr::from_value(value),
+        None => PyValueError::new_err("exc_info must be a (type, value, traceback) tuple"),
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        let status: String = status
+            .extract()
+            .map_err(|_| pyo3::exceptions::PyTypeError::new_err("status must be a str"))?;
+        let headers = extract_headers(headers)?;
+        let with_exc_info = exc_info.is_some_and(|e| !e.is_none());
+        {
+            let mut state = lock(&self.state);
+            if with_exc_info && state.writer.headers_sent() {
+                return Err(reraise(exc_info.expect("checked above")));
+            }
+            if state.started && !with_exc_info {
+                return Err(PyAssertionError::new_err("start_response called a second time without exc_info"));
+            }
+            state.writer.start(&status, headers).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            state.started = true;
+        }
+        Py::new(py, Write { state: self.state.clone() })
+    }
+}
+
+/// The legacy write() callable returned by start_response.
+#[pyclass(module = "rgunicorn")]
+pub struct Write {
+    state: SharedResponse,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let bytes = data.as_bytes();
+        py.detach(|| {
+            let mut state = lock(&self.state);
+            if !state.started {
+                return Err(PyRuntimeError::new_err("write() called before start_response"));
+            }
+            state.writer.write(bytes, None).map_err(|e| PyOSError::new_err(e.to_string()))
+        })
+    }
+}
