@@ -1,8 +1,22 @@
-//! Settings: one validated, immutable description of how to run, merged from defaults < TOML file
-//! (-c) < RGUNICORN_CMD_ARGS < command line. Pure: reads files and env only through `load`'s inputs,
-//! never binds, forks or logs.
+//! Settings: one validated, immutable description of how to run, merged from defaults (with
+//! gunicorn's environment fallbacks) < TOML file (-c) < RGUNICORN_CMD_ARGS < command line. Reads
+//! the process environment only in `Environment::from_process` and files only through -c; never
+//! binds, forks or logs.
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::{Error, Result};
+use partial::Partial;
+
+mod bind;
+mod cli;
+mod file;
+mod partial;
+mod print;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 /// What main should do after loading settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +46,8 @@ pub enum LogLevel {
 /// One listening address, as given to `--bind`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindSpec {
-    /// `HOST:PORT`, `[V6]:PORT`, `HOST` (port 8000); host may be a name to resolve.
+    /// `HOST:PORT`, `[V6]:PORT`, `HOST` (port 8000); host may be a name to resolve. An IPv6
+    /// host is stored without its brackets; the host is lower-cased, as in gunicorn.
     Tcp { host: String, port: u16 },
     /// `unix:PATH`
     Unix(PathBuf),
@@ -82,4 +97,142 @@ pub struct Settings {
     pub forwarded_allow_ips: Vec<String>,
     /// Header (upper-case, as sent) and value that mark a request as https.
     pub secure_scheme_headers: Vec<(String, String)>,
+}
+
+/// The environment variables that take part in configuration, captured once so that loading
+/// stays a function of its inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// RGUNICORN_CMD_ARGS: extra command-line arguments, shell-quoted.
+    pub cmd_args: Option<String>,
+    /// VIRTUAL_ENV: fallback for `virtualenv`.
+    pub virtual_env: Option<String>,
+    /// WEB_CONCURRENCY: fallback for `workers`.
+    pub web_concurrency: Option<String>,
+    /// FORWARDED_ALLOW_IPS: fallback for `forwarded_allow_ips`.
+    pub forwarded_allow_ips: Option<String>,
+}
+
+impl Environment {
+    /// Reads the variables; unset, empty and non-UTF-8 values all count as absent.
+    pub fn from_process() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Environment {
+            cmd_args: var("RGUNICORN_CMD_ARGS"),
+            virtual_env: var("VIRTUAL_ENV"),
+            web_concurrency: var("WEB_CONCURRENCY"),
+            forwarded_allow_ips: var("FORWARDED_ALLOW_IPS"),
+        }
+    }
+
+    /// The lowest layer above the built-in defaults.
+    fn fallbacks(&self) -> Result<Partial> {
+        let workers = match self.web_concurrency.as_deref() {
+            None => None,
+            Some(v) => Some(v.trim().parse().map_err(|_| {
+                Error::config("workers", v, "an integer >= 1 (from WEB_CONCURRENCY)")
+            })?),
+        };
+        Ok(Partial {
+            workers,
+            virtualenv: self.virtual_env.clone(),
+            forwarded_allow_ips: (self.forwarded_allow_ips.as_ref())
+                .map(|v| v.split(',').map(str::to_owned).collect()),
+            ..Partial::default()
+        })
+    }
+}
+
+/// Parses argv (program name first) and the environment into settings and what to do with them.
+///
+/// `--help` and `--version` are printed by clap, which then exits the process (status 0).
+/// `wsgi_app` is required except with `--print-config`, so that printing the defaults works.
+pub fn load(argv: Vec<OsString>, env: &Environment) -> Result<(Settings, Action)> {
+    let layers = Layers::parse(argv, env)?;
+    let config_file = layers.config_file()?;
+    let action = layers.action;
+    let settings = layers.build(env, config_file)?;
+    if action != Action::PrintConfig {
+        require_app(&settings)?;
+    }
+    Ok((settings, action))
+}
+
+/// Loads again for a HUP reload: same arguments, same precedence, and the config file found at
+/// startup (kept absolute, so a later `chdir` does not lose it).
+pub fn reload(previous: &Settings, argv: Vec<OsString>, env: &Environment) -> Result<Settings> {
+    let settings = Layers::parse(argv, env)?.build(env, previous.config_file.clone())?;
+    require_app(&settings)?;
+    Ok(settings)
+}
+
+/// The built-in defaults, ignoring the environment; `wsgi_app` is empty.
+pub fn default_settings() -> Settings {
+    validate::settings(Partial::default(), None).expect("the built-in defaults are valid")
+}
+
+fn require_app(settings: &Settings) -> Result<()> {
+    match settings.wsgi_app.is_empty() {
+        true => Err(Error::config(
+            "wsgi_app",
+            "",
+            "no application module specified; give module or module:callable",
+        )),
+        false => Ok(()),
+    }
+}
+
+/// The two argument layers, parsed but not yet merged.
+struct Layers {
+    cli: cli::Cli,
+    env_args: Option<cli::Cli>,
+    action: Action,
+}
+
+impl Layers {
+    fn parse(argv: Vec<OsString>, env: &Environment) -> Result<Layers> {
+        let cli = cli::parse(argv)?;
+        let env_args = env
+            .cmd_args
+            .as_deref()
+            .map(cli::parse_env_args)
+            .transpose()?;
+        let flag = |f: fn(&cli::Cli) -> bool| f(&cli) || env_args.as_ref().is_some_and(f);
+        let action = if flag(|c| c.print_config) {
+            Action::PrintConfig
+        } else if flag(|c| c.check_config) {
+            Action::CheckConfig
+        } else {
+            Action::Run
+        };
+        Ok(Layers {
+            cli,
+            env_args,
+            action,
+        })
+    }
+
+    /// The -c path, command line first, made absolute.
+    fn config_file(&self) -> Result<Option<PathBuf>> {
+        let env_config = self.env_args.as_ref().and_then(|c| c.config.as_deref());
+        let Some(path) = self.cli.config.as_deref().or(env_config) else {
+            return Ok(None);
+        };
+        std::path::absolute(path)
+            .map(Some)
+            .map_err(|source| Error::ConfigRead {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    fn build(self, env: &Environment, config_file: Option<PathBuf>) -> Result<Settings> {
+        let from_file = config_file.as_deref().map(file::read).transpose()?;
+        let env_args = self.env_args.map(|c| c.settings);
+        let merged = [from_file, env_args, Some(self.cli.settings)]
+            .into_iter()
+            .flatten()
+            .fold(env.fallbacks()?, Partial::merge);
+        validate::settings(merged, config_file)
+    }
 }
