@@ -58,6 +58,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn known_instants() {
+        let cases = [
+            (0, (1970, 1, 1, 0, 0, 0)),
+            (-1, (1969, 12, 31, 23, 59, 59)),
+            (951_782_400, (2000, 2, 29, 0, 0, 0)),
+            (1_709_251_199, (2024, 2, 29, 23, 59, 59)),
+            (1_795_694_400, (2026, 11, 26, 12, 0, 0)),
+            (4_107_542_400, (2100, 3, 1, 0, 0, 0)),
+            (253_402_300_799, (9999, 12, 31, 23, 59, 59)),
+            (-62_135_596_800, (1, 1, 1, 0, 0, 0)),
+        ];
+        for (secs, want) in cases {
+            let c = civil_from_unix(secs);
+            assert_eq!(
+                (c.year, c.month, c.day, c.hour, c.minute, c.second),
+                want,
+                "{secs}"
+            );
+        }
+    }
+
+    /// Walks day by day from 1900 to 2400 against a naive calendar.
+    #[test]
+    fn every_day_follows_the_previous_one() {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let month_len = |y, m| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let (mut y, mut m, mut d) = (1900, 1, 1);
+        for days in -25_567..157_054_i64 {
+            let c = civil_from_unix(days * 86_400 + 3_661);
+            let (cy, cm, cd) = (c.year, c.month, c.day);
+            assert_eq!((cy, cm, cd), (y, m, d), "day {days}");
+            d += 1;
+            if d > month_len(y, m) {
+                (d, m) = (1, m + 1);
+            }
+            if m > 12 {
+                (m, y) = (1, y + 1);
+            }
+        }
+    }
+
+    #[test]
     fn epoch_is_thursday_first_of_january_1970() {
         let c = civil_from_unix(0);
         assert_eq!((c.year, c.month, c.day, c.weekday), (1970, 1, 1, 4));
@@ -77,6 +124,9 @@ mod tests {
     #[test]
     fn before_epoch_rolls_back() {
         let c = civil_from_unix(-1);
-        assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (1969, 12, 31, 23, 59, 59));
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (1969, 12, 31, 23, 59, 59)
+        );
     }
 }

@@ -38,7 +38,11 @@ impl Heartbeats {
     pub fn new(workers: usize, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
         let words = SharedWords::new(workers * threads * SLOT_WORDS)?;
-        Ok(Heartbeats { words, workers, threads })
+        Ok(Heartbeats {
+            words,
+            workers,
+            threads,
+        })
     }
 
     pub fn worker_slots(&self) -> usize {
@@ -50,9 +54,14 @@ impl Heartbeats {
     }
 
     pub fn slot(&self, worker: usize, thread: usize) -> Slot<'_> {
-        assert!(worker < self.workers && thread < self.threads, "heartbeat slot out of range");
+        assert!(
+            worker < self.workers && thread < self.threads,
+            "heartbeat slot out of range"
+        );
         let start = (worker * self.threads + thread) * SLOT_WORDS;
-        Slot { words: &self.words.words()[start..start + SLOT_WORDS] }
+        Slot {
+            words: &self.words.words()[start..start + SLOT_WORDS],
+        }
     }
 
     /// Clears every record of a worker slot before a new worker takes it.
@@ -67,7 +76,9 @@ impl Heartbeats {
     }
 
     pub fn view_worker(&self, worker: usize) -> Vec<SlotView> {
-        (0..self.threads).map(|thread| self.slot(worker, thread).view()).collect()
+        (0..self.threads)
+            .map(|thread| self.slot(worker, thread).view())
+            .collect()
     }
 }
 
@@ -153,6 +164,12 @@ mod tests {
         assert_eq!(slot.view().request.len(), TEXT_BYTES);
         assert!(slot.view().booted);
         beats.reset_worker(0, 77);
-        assert_eq!(slot.view(), SlotView { last_beat: 77, ..SlotView::default() });
+        assert_eq!(
+            slot.view(),
+            SlotView {
+                last_beat: 77,
+                ..SlotView::default()
+            }
+        );
     }
 }

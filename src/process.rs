@@ -20,7 +20,9 @@ pub fn fork() -> Result<Forked> {
     // SAFETY: the master never starts threads (DESIGN.md hard rule), so the child cannot inherit
     // a lock held by another thread; the child only runs the worker's startup path.
     match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent { child: child.as_raw() }),
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent {
+            child: child.as_raw(),
+        }),
         Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
         Err(errno) => Err(Error::io("fork a worker", errno.into())),
     }
@@ -51,8 +53,12 @@ pub fn reap_children() -> Vec<(i32, ExitStatus)> {
     let mut reaped = Vec::new();
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => reaped.push((pid.as_raw(), ExitStatus::Code(code))),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => reaped.push((pid.as_raw(), ExitStatus::Signal(signal as i32))),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                reaped.push((pid.as_raw(), ExitStatus::Code(code)))
+            }
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                reaped.push((pid.as_raw(), ExitStatus::Signal(signal as i32)))
+            }
             Ok(WaitStatus::StillAlive) | Err(_) => return reaped,
             Ok(_) => continue,
         }
@@ -88,7 +94,10 @@ impl SharedWords {
         // valid AtomicU64. It is unmapped only in Drop.
         let ptr = unsafe { nix::sys::mman::mmap_anonymous(None, bytes, prot, flags) }
             .map_err(|e| Error::io("map shared heartbeat memory", e.into()))?;
-        Ok(SharedWords { ptr: ptr.cast(), len })
+        Ok(SharedWords {
+            ptr: ptr.cast(),
+            len,
+        })
     }
 
     pub fn words(&self) -> &[AtomicU64] {

@@ -39,7 +39,12 @@ pub struct BodyReader {
 
 impl BodyReader {
     /// Fails at once with TooLarge when a declared Content-Length is over `limit` (0 = none).
-    pub fn new(conn: ConnIo, framing: &BodyFraming, expect_continue: bool, limit: u64) -> Result<Self, (ConnIo, BodyError)> {
+    pub fn new(
+        conn: ConnIo,
+        framing: &BodyFraming,
+        expect_continue: bool,
+        limit: u64,
+    ) -> Result<Self, (ConnIo, BodyError)> {
         let framing = match framing {
             BodyFraming::Empty => Framing::Length(0),
             BodyFraming::Length(n) if limit > 0 && *n > limit => {
@@ -53,13 +58,24 @@ impl BodyReader {
             },
         };
         let continue_pending = expect_continue && !matches!(framing, Framing::Length(0));
-        Ok(BodyReader { conn, framing, continue_pending, limit, received: 0, failed: false })
+        Ok(BodyReader {
+            conn,
+            framing,
+            continue_pending,
+            limit,
+            received: 0,
+            failed: false,
+        })
     }
 
     pub fn is_done(&self) -> bool {
         match &self.framing {
             Framing::Length(left) => *left == 0,
-            Framing::Chunked { decoder, decoded, pos } => decoder.is_done() && *pos == decoded.len(),
+            Framing::Chunked {
+                decoder,
+                decoded,
+                pos,
+            } => decoder.is_done() && *pos == decoded.len(),
         }
     }
 
@@ -117,7 +133,11 @@ impl BodyReader {
     /// How many body bytes are available without touching the socket.
     fn peek_len(&self) -> usize {
         match &self.framing {
-            Framing::Length(left) => self.conn.unread().len().min(usize::try_from(*left).unwrap_or(usize::MAX)),
+            Framing::Length(left) => self
+                .conn
+                .unread()
+                .len()
+                .min(usize::try_from(*left).unwrap_or(usize::MAX)),
             Framing::Chunked { decoded, pos, .. } => decoded.len() - pos,
         }
     }
@@ -142,13 +162,20 @@ impl BodyReader {
         match &mut self.framing {
             Framing::Length(left) => {
                 let unread = self.conn.unread();
-                let n = unread.len().min(max).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = unread
+                    .len()
+                    .min(max)
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
                 out.extend_from_slice(&unread[..n]);
                 self.conn.consume(n);
                 *left -= n as u64;
                 Ok(n)
             }
-            Framing::Chunked { decoder, decoded, pos } => {
+            Framing::Chunked {
+                decoder,
+                decoded,
+                pos,
+            } => {
                 if *pos == decoded.len() {
                     decoded.clear();
                     *pos = 0;

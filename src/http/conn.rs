@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use crate::sockets::io::dup_regular_file;
 use crate::sockets::io as sockio;
+pub use crate::sockets::io::dup_regular_file;
 
 /// A connected socket registered with the worker's reactor.
 #[derive(Debug)]

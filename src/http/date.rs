@@ -37,6 +37,9 @@ pub fn push_now(out: &mut Vec<u8>) {
 mod tests {
     #[test]
     fn formats_rfc9110_example() {
-        assert_eq!(super::imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            super::imf_fixdate(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
     }
 }

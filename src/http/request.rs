@@ -40,7 +40,10 @@ pub struct RequestHead {
 }
 impl RequestHead {
     pub fn header(&self, upper_name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == upper_name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == upper_name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 #[derive(Debug, Clone, Copy)]

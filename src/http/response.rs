@@ -64,7 +64,10 @@ fn is_token_byte(b: u8) -> bool {
 /// A status like `200 OK`: three digits, then a reason of visible latin-1 text.
 pub fn validate_status(status: &str) -> Result<u16, ResponseError> {
     let bad = || ResponseError::InvalidStatus(status.to_string());
-    let code = status.get(..3).filter(|c| c.bytes().all(|b| b.is_ascii_digit())).ok_or_else(bad)?;
+    let code = status
+        .get(..3)
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(bad)?;
     let rest = &status[3..];
     if !(rest.is_empty() || rest.starts_with(' ')) || !is_field_text(rest) {
         return Err(bad());
@@ -78,7 +81,9 @@ pub fn validate_status(status: &str) -> Result<u16, ResponseError> {
 
 /// Field text may hold HTAB, visible ASCII and latin-1, never CR, LF, NUL or other controls.
 fn is_field_text(value: &str) -> bool {
-    value.chars().all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
+    value
+        .chars()
+        .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
 }
 
 pub fn validate_header(name: &str, value: &str) -> Result<(), ResponseError> {
@@ -154,13 +159,20 @@ impl ResponseWriter {
     }
 
     /// Sets (or, before anything was sent, replaces) the status and headers.
-    pub fn start(&mut self, status: &str, headers: Vec<(String, String)>) -> Result<(), ResponseError> {
+    pub fn start(
+        &mut self,
+        status: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), ResponseError> {
         let code = validate_status(status)?;
         let mut app_length = None;
         for (name, value) in &headers {
             validate_header(name, value)?;
             if classify(name) == HeaderKind::ContentLength {
-                let parsed = value.trim().parse().map_err(|_| ResponseError::InvalidHeaderValue(name.clone()))?;
+                let parsed = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| ResponseError::InvalidHeaderValue(name.clone()))?;
                 app_length = Some(parsed);
             }
         }
@@ -197,7 +209,10 @@ impl ResponseWriter {
         for (name, value) in &self.headers {
             match classify(name) {
                 HeaderKind::Connection => {
-                    if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+                    if value
+                        .split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+                    {
                         self.keep_alive = false;
                     }
                     continue;
@@ -215,11 +230,17 @@ impl ResponseWriter {
             self.keep_alive = false;
         }
         match framing {
-            Framing::Length(n) if !wrote_length => head.extend_from_slice(format!("\r\nContent-Length: {n}").as_bytes()),
+            Framing::Length(n) if !wrote_length => {
+                head.extend_from_slice(format!("\r\nContent-Length: {n}").as_bytes())
+            }
             Framing::Chunked => head.extend_from_slice(b"\r\nTransfer-Encoding: chunked"),
             _ => {}
         }
-        let connection: &[u8] = if self.keep_alive { b"keep-alive" } else { b"close" };
+        let connection: &[u8] = if self.keep_alive {
+            b"keep-alive"
+        } else {
+            b"close"
+        };
         head.extend_from_slice(b"\r\nConnection: ");
         head.extend_from_slice(connection);
         head.extend_from_slice(b"\r\n\r\n");
@@ -254,13 +275,22 @@ impl ResponseWriter {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         self.body_bytes += len as u64;
         let chunked = self.framing == Some(Framing::Chunked) && len > 0;
-        let size_line = if chunked { format!("{len:x}\r\n") } else { String::new() };
+        let size_line = if chunked {
+            format!("{len:x}\r\n")
+        } else {
+            String::new()
+        };
         let mut slices = Vec::with_capacity(parts.len() + 3);
         slices.extend(head.as_deref().map(IoSlice::new));
         if chunked {
             slices.push(IoSlice::new(size_line.as_bytes()));
         }
-        slices.extend(parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
+        slices.extend(
+            parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| IoSlice::new(p)),
+        );
         if chunked {
             slices.push(IoSlice::new(b"\r\n"));
         }
@@ -278,7 +308,9 @@ impl ResponseWriter {
             Some(Framing::Length(_)) => parts
                 .iter()
                 .map(|part| {
-                    let cut = usize::try_from(self.remaining).unwrap_or(usize::MAX).min(part.len());
+                    let cut = usize::try_from(self.remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(part.len());
                     self.remaining -= cut as u64;
                     &part[..cut]
                 })
@@ -289,7 +321,11 @@ impl ResponseWriter {
 
     /// Sends `count` bytes of a regular file from `offset` with sendfile(2).
     pub fn send_file(&mut self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<()> {
-        let total = if self.app_length.is_none() { Some(count) } else { None };
+        let total = if self.app_length.is_none() {
+            Some(count)
+        } else {
+            None
+        };
         if let Some(head) = self.take_head(total) {
             self.sender.write_all(&mut [IoSlice::new(&head)])?;
         }
@@ -312,7 +348,9 @@ impl ResponseWriter {
     /// Whether the body can go through `send_file` (not when it would need chunking).
     pub fn can_send_file(&self) -> bool {
         match self.framing {
-            None => self.app_length.is_some() || self.version == Version::Http11 || !self.body_allowed(),
+            None => {
+                self.app_length.is_some() || self.version == Version::Http11 || !self.body_allowed()
+            }
             Some(f) => f != Framing::Chunked,
         }
     }
@@ -337,10 +375,18 @@ impl ResponseWriter {
 /// Writes a complete plain-text error response and asks for the connection to close.
 pub fn write_error(sender: &Sender, version: Version, status: u16, reason: &str) -> io::Result<()> {
     let body = format!("{reason}\n");
-    let mut head = format!("{} {status} {reason}\r\nServer: rgunicorn\r\nDate: ", version.as_str()).into_bytes();
+    let mut head = format!(
+        "{} {status} {reason}\r\nServer: rgunicorn\r\nDate: ",
+        version.as_str()
+    )
+    .into_bytes();
     date::push_now(&mut head);
     head.extend_from_slice(
-        format!("\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+        format!(
+            "\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
     );
     sender.write_all(&mut [IoSlice::new(&head), IoSlice::new(body.as_bytes())])
 }

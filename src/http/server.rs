@@ -104,11 +104,13 @@ pub async fn serve(
     let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
     let _drained = shared.connections.acquire_many(all).await;
     let limit = shared.config.max_requests;
-    Ok(if limit > 0 && shared.served.load(Ordering::Relaxed) >= limit {
-        ServeEnd::MaxRequests
-    } else {
-        ServeEnd::Shutdown
-    })
+    Ok(
+        if limit > 0 && shared.served.load(Ordering::Relaxed) >= limit {
+            ServeEnd::MaxRequests
+        } else {
+            ServeEnd::Shutdown
+        },
+    )
 }
 
 enum Acceptor {
@@ -120,9 +122,10 @@ impl Acceptor {
     fn new(listener: Listener) -> io::Result<Self> {
         Ok(match listener {
             Listener::Tcp(l) => Acceptor::Tcp(tokio::net::TcpListener::from_std(l)?),
-            Listener::Unix { listener, path } => {
-                Acceptor::Unix(tokio::net::UnixListener::from_std(listener)?, path.display().to_string())
-            }
+            Listener::Unix { listener, path } => Acceptor::Unix(
+                tokio::net::UnixListener::from_std(listener)?,
+                path.display().to_string(),
+            ),
         })
     }
 
@@ -186,7 +189,13 @@ enum HeadRead {
     TimedOut,
 }
 
-async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: Stream,
+    peer: Peer,
+    local: Local,
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+) {
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
@@ -195,14 +204,30 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),
-            HeadRead::Invalid(error) => return reject(&conn, &peer, error.status(), &error.to_string()),
+            HeadRead::Invalid(error) => {
+                return reject(&conn, &peer, error.status(), &error.to_string())
+            }
         };
-        let Ok(permit) = shared.threads.acquire().await else { return };
-        let exchange = Exchange { head: *head, conn, peer: peer.clone(), local: local.clone(), config: config.exchange.clone() };
-        let Some(finished) = run(&shared.runner, exchange).await else { return };
+        let Ok(permit) = shared.threads.acquire().await else {
+            return;
+        };
+        let exchange = Exchange {
+            head: *head,
+            conn,
+            peer: peer.clone(),
+            local: local.clone(),
+            config: config.exchange.clone(),
+        };
+        let Some(finished) = run(&shared.runner, exchange).await else {
+            return;
+        };
         drop(permit);
         conn = finished.conn;
-        if count_request(shared) || !finished.keep_alive || config.keepalive.is_none() || *stop.borrow() {
+        if count_request(shared)
+            || !finished.keep_alive
+            || config.keepalive.is_none()
+            || *stop.borrow()
+        {
             conn.shutdown_write();
             return;
         }
@@ -233,7 +258,11 @@ async fn run(runner: &Runner, exchange: Exchange) -> Option<Finished> {
 }
 
 fn reject(conn: &ConnIo, peer: &Peer, status: u16, detail: &str) {
-    tracing::info!(status, "invalid request from {}: {detail}", describe_peer(peer));
+    tracing::info!(
+        status,
+        "invalid request from {}: {detail}",
+        describe_peer(peer)
+    );
     let _ = write_error(&conn.sender(), Version::Http11, status, reason(status));
     conn.shutdown_write();
 }
@@ -245,11 +274,20 @@ fn describe_peer(peer: &Peer) -> String {
     }
 }
 
-async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool, stop: &mut watch::Receiver<bool>) -> HeadRead {
+async fn read_head(
+    conn: &mut ConnIo,
+    config: &ServeConfig,
+    first: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> HeadRead {
     let head_deadline = Instant::now() + config.head_timeout;
     loop {
         if !conn.unread().is_empty() {
-            match parse_head(conn.unread(), &config.limits, config.proxy_protocol && first) {
+            match parse_head(
+                conn.unread(),
+                &config.limits,
+                config.proxy_protocol && first,
+            ) {
                 Ok(Some((head, used))) => {
                     conn.consume(used);
                     return HeadRead::Head(Box::new(head));

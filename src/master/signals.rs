@@ -39,7 +39,8 @@ pub struct SignalQueue {
 impl SignalQueue {
     pub fn install() -> Result<Self> {
         let fail = |e: Errno| Error::io("set up signal handling", e.into());
-        let (wake_read, wake_write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(fail)?;
+        let (wake_read, wake_write) =
+            nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(fail)?;
         let write_fd = wake_write.as_raw_fd();
         let mut ids = Vec::new();
         for signal in HANDLED {
@@ -48,7 +49,11 @@ impl SignalQueue {
             let id = unsafe { register(number, move || on_signal(number, write_fd)) };
             ids.push(id.map_err(|e| Error::io("register signal handler", e))?);
         }
-        Ok(SignalQueue { wake_read, wake_write, ids })
+        Ok(SignalQueue {
+            wake_read,
+            wake_write,
+            ids,
+        })
     }
 
     /// Waits up to `timeout` for signals; returns each one as many times as it was delivered.
@@ -94,10 +99,15 @@ fn on_signal(number: i32, write_fd: RawFd) {
 pub fn block_all() -> nix::sys::signal::SigSet {
     let mut old = nix::sys::signal::SigSet::empty();
     let all = nix::sys::signal::SigSet::all();
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&all), Some(&mut old));
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&all),
+        Some(&mut old),
+    );
     old
 }
 
 pub fn restore_mask(old: &nix::sys::signal::SigSet) {
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(old), None);
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(old), None);
 }

@@ -37,7 +37,11 @@ pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> io::R
 }
 
 /// Writes every byte of every slice, in order, with as few writev calls as the kernel allows.
-pub fn write_all(fd: BorrowedFd<'_>, mut slices: &mut [IoSlice<'_>], deadline: Instant) -> io::Result<()> {
+pub fn write_all(
+    fd: BorrowedFd<'_>,
+    mut slices: &mut [IoSlice<'_>],
+    deadline: Instant,
+) -> io::Result<()> {
     while !slices.is_empty() {
         match nix::sys::uio::writev(fd, slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -61,7 +65,9 @@ pub fn send_file(
 ) -> io::Result<u64> {
     let mut sent = 0;
     while sent < count {
-        let chunk = usize::try_from(count - sent).unwrap_or(usize::MAX).min(1 << 30);
+        let chunk = usize::try_from(count - sent)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
         let mut off = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         match nix::sys::sendfile::sendfile64(fd, file.as_fd(), Some(&mut off), chunk) {
             Ok(0) => break,

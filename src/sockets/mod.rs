@@ -16,7 +16,10 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
-    Unix { listener: UnixListener, path: PathBuf },
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
 }
 
 impl Listener {
@@ -124,7 +127,9 @@ fn bind_unix(path: &Path, backlog: u32) -> Result<Listener> {
     };
     remove_stale_socket(path).map_err(fail)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;
-    socket.bind(&SockAddr::unix(path).map_err(fail)?).map_err(fail)?;
+    socket
+        .bind(&SockAddr::unix(path).map_err(fail)?)
+        .map_err(fail)?;
     socket.listen(backlog_int(backlog)).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
     Ok(Listener::Unix {

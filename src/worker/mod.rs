@@ -1,1 +1,257 @@
-//! placeholder: worker
+//! A worker process, from just after fork to exit: Python and the app, the tokio reactor, the
+//! request threads, the heartbeat and the worker's own signals. Returns an exit code; never forks
+//! and never touches other workers.
+mod observe;
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::{Settings, WorkerClass};
+use crate::heartbeat::Heartbeats;
+use crate::http::server::{pool_thread_loop, ServeEnd};
+use crate::http::{serve, ExchangeConfig, Handler, Limits, Runner, ServeConfig};
+use crate::logging::AccessLog;
+use crate::process::{current_pid, monotonic_ms, parent_pid, set_process_title};
+use crate::sockets::Listener;
+use crate::wsgi::{self, App, EnvironSettings, PythonSetup, TrustedPeers};
+use observe::Observed;
+
+/// gunicorn's worker exit codes, which tell the master why a worker could not start.
+pub const WORKER_BOOT_ERROR: i32 = 3;
+pub const APP_LOAD_ERROR: i32 = 4;
+
+/// Everything a freshly forked worker receives from the master.
+pub struct WorkerContext<'a> {
+    pub settings: &'a Settings,
+    pub listeners: &'a [Listener],
+    pub heartbeats: Arc<Heartbeats>,
+    pub slot: usize,
+    /// The app the master imported itself (preload_app).
+    pub preloaded: Option<&'a App>,
+}
+
+/// Runs the worker to the end and returns its exit code.
+pub fn run(ctx: WorkerContext<'_>) -> i32 {
+    let pid = current_pid();
+    set_process_title(&title(ctx.settings));
+    tracing::info!("Booting worker with pid: {pid}");
+    let handler = match boot(&ctx) {
+        Ok(handler) => handler,
+        Err(code) => return code,
+    };
+    ctx.heartbeats
+        .slot(ctx.slot, 0)
+        .set_booted(pid, monotonic_ms());
+    match serve_until_stopped(&ctx, handler) {
+        Ok(ServeEnd::MaxRequests) => tracing::info!("Autorestarting worker after current request."),
+        Ok(ServeEnd::Shutdown) => {}
+        Err(error) => {
+            tracing::error!("worker failed: {error}");
+            return 1;
+        }
+    }
+    tracing::info!("Worker exiting (pid: {pid})");
+    0
+}
+
+fn title(settings: &Settings) -> String {
+    let name = settings.proc_name.as_deref().unwrap_or(&settings.wsgi_app);
+    format!("rgunicorn: worker [{name}]")
+}
+
+/// Python, the app and the request handler; Err is the exit code that tells the master why.
+fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
+    let settings = ctx.settings;
+    apply_environment(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let setup = PythonSetup {
+        virtualenv: settings.virtualenv.clone(),
+        chdir: settings.chdir.clone(),
+        pythonpath: settings.pythonpath.clone(),
+    };
+    wsgi::initialize(&setup).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let loaded;
+    let app = match ctx.preloaded {
+        Some(app) => app,
+        None => {
+            loaded = App::load(&settings.wsgi_app).map_err(|e| boot_failed(&e, APP_LOAD_ERROR))?;
+            &loaded
+        }
+    };
+    wsgi::enable_fault_handler().map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let wsgi_handler = app
+        .handler(environ_settings(settings))
+        .map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let access = AccessLog::open(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    Ok(Arc::new(Observed::new(
+        wsgi_handler,
+        ctx.heartbeats.clone(),
+        ctx.slot,
+        access,
+    )))
+}
+
+fn boot_failed(error: &crate::Error, code: i32) -> i32 {
+    tracing::error!("{error}");
+    code
+}
+
+fn apply_environment(settings: &Settings) -> crate::Result<()> {
+    for (key, value) in &settings.raw_env {
+        std::env::set_var(key, value);
+    }
+    if let Some(dir) = &settings.chdir {
+        std::env::set_current_dir(dir)
+            .map_err(|e| crate::Error::io(format!("chdir to {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
+fn environ_settings(settings: &Settings) -> EnvironSettings {
+    EnvironSettings {
+        multithread: settings.worker_class == WorkerClass::Gthread,
+        multiprocess: settings.workers > 1,
+        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
+        trusted: TrustedPeers::parse(&settings.forwarded_allow_ips),
+        secure_scheme_headers: settings.secure_scheme_headers.clone(),
+    }
+}
+
+fn serve_config(settings: &Settings) -> ServeConfig {
+    let timeout = if settings.timeout.is_zero() {
+        Duration::from_secs(30)
+    } else {
+        settings.timeout
+    };
+    let gthread = settings.worker_class == WorkerClass::Gthread;
+    ServeConfig {
+        threads: settings.threads.max(1) as usize,
+        keepalive: (gthread && !settings.keepalive.is_zero()).then_some(settings.keepalive),
+        head_timeout: timeout,
+        worker_connections: settings.worker_connections.max(1) as usize,
+        limits: Limits {
+            request_line: settings.limit_request_line,
+            fields: settings.limit_request_fields,
+            field_size: settings.limit_request_field_size,
+        },
+        proxy_protocol: false,
+        max_requests: max_requests(settings),
+        exchange: Arc::new(ExchangeConfig {
+            io_timeout: timeout,
+            limit_request_body: settings.limit_request_body,
+            close_after_response: !gthread,
+        }),
+    }
+}
+
+/// max_requests plus a per-worker random share of the jitter, so workers do not all restart at once.
+fn max_requests(settings: &Settings) -> u64 {
+    if settings.max_requests == 0 {
+        return 0;
+    }
+    let jitter = settings.max_requests_jitter;
+    let spread = if jitter == 0 {
+        0
+    } else {
+        u64::from(current_pid().unsigned_abs()) % (jitter + 1)
+    };
+    settings.max_requests + spread
+}
+
+fn serve_until_stopped(
+    ctx: &WorkerContext<'_>,
+    handler: Arc<dyn Handler>,
+) -> std::io::Result<ServeEnd> {
+    let settings = ctx.settings;
+    let listeners = ctx
+        .listeners
+        .iter()
+        .map(Listener::try_clone)
+        .collect::<crate::Result<Vec<_>>>();
+    let listeners = listeners.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let config = serve_config(settings);
+    let heartbeats = ctx.heartbeats.clone();
+    let slot = ctx.slot;
+    if config.threads == 1 {
+        let runner = Runner::Inline(handler);
+        return wsgi::hold_thread_state(move || {
+            reactor(listeners, runner, config, heartbeats, slot)
+        });
+    }
+    let (jobs, receiver) = mpsc::channel();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let threads = (0..config.threads)
+        .map(|index| spawn_request_thread(index, handler.clone(), receiver.clone()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let end = reactor(listeners, Runner::Pool(jobs), config, heartbeats, slot);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    end
+}
+
+fn spawn_request_thread(
+    index: usize,
+    handler: Arc<dyn Handler>,
+    jobs: Arc<Mutex<mpsc::Receiver<crate::http::PoolJob>>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("request-{index}"))
+        .spawn(move || {
+            observe::set_thread_index(index);
+            wsgi::hold_thread_state(|| pool_thread_loop(handler.as_ref(), &jobs));
+        })
+}
+
+/// The tokio side: serves until TERM (graceful), INT/QUIT (immediate) or max_requests.
+fn reactor(
+    listeners: Vec<Listener>,
+    runner: Runner,
+    config: ServeConfig,
+    heartbeats: Arc<Heartbeats>,
+    slot: usize,
+) -> std::io::Result<ServeEnd> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        watch_signals(stop_tx)?;
+        tokio::spawn(beat(heartbeats, slot));
+        serve(listeners, runner, config, stop_rx).await
+    })
+}
+
+fn watch_signals(stop: watch::Sender<bool>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { let _ = stop.send(true); }
+                _ = quit.recv() => std::process::exit(0),
+                _ = interrupt.recv() => std::process::exit(0),
+                _ = usr1.recv() => { let _ = crate::logging::reopen(); }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Tells the master this worker's reactor is alive, and exits if the master went away.
+async fn beat(heartbeats: Arc<Heartbeats>, slot: usize) {
+    let master = parent_pid();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        heartbeats.slot(slot, 0).beat(monotonic_ms());
+        if parent_pid() != master {
+            tracing::info!("Parent changed, shutting down");
+            std::process::exit(0);
+        }
+    }
+}

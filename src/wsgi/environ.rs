@@ -52,8 +52,14 @@ impl EnvironTemplate {
         base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
         base.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
         base.set_item("SCRIPT_NAME", &settings.script_name)?;
-        base.set_item("SERVER_SOFTWARE", concat!("rgunicorn/", env!("CARGO_PKG_VERSION")))?;
-        Ok(EnvironTemplate { base: base.unbind(), settings })
+        base.set_item(
+            "SERVER_SOFTWARE",
+            concat!("rgunicorn/", env!("CARGO_PKG_VERSION")),
+        )?;
+        Ok(EnvironTemplate {
+            base: base.unbind(),
+            settings,
+        })
     }
 
     pub fn build<'py>(
@@ -92,17 +98,30 @@ impl EnvironTemplate {
     }
 }
 
-fn set_server(py: Python<'_>, env: &Bound<'_, PyDict>, local: &Local, scheme: &str) -> PyResult<()> {
+fn set_server(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    local: &Local,
+    scheme: &str,
+) -> PyResult<()> {
     let (name, port) = match local {
         Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
-        Local::Unix(path) => (path.clone(), if scheme == "https" { "443" } else { "80" }.to_string()),
+        Local::Unix(path) => (
+            path.clone(),
+            if scheme == "https" { "443" } else { "80" }.to_string(),
+        ),
     };
     env.set_item(intern!(py, "SERVER_NAME"), name)?;
     env.set_item(intern!(py, "SERVER_PORT"), port)
 }
 
 /// The socket peer, or the client named by a PROXY protocol header.
-fn set_remote(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead, peer: &Peer) -> PyResult<()> {
+fn set_remote(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    head: &RequestHead,
+    peer: &Peer,
+) -> PyResult<()> {
     let addr = match (&head.proxy, peer) {
         (Some(proxy), _) => Some(proxy.source),
         (None, Peer::Tcp(addr)) => Some(*addr),
@@ -159,7 +178,10 @@ fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
 pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(bytes) {
         Ok(text) if bytes.is_ascii() => PyString::new(py, text),
-        _ => PyString::new(py, &bytes.iter().map(|&b| char::from(b)).collect::<String>()),
+        _ => PyString::new(
+            py,
+            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
+        ),
     }
 }
 

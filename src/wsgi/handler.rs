@@ -43,11 +43,27 @@ impl From<PyErr> for SendError {
 
 impl Handler for WsgiHandler {
     fn handle(&self, exchange: Exchange) -> Finished {
-        let Exchange { head, conn, peer, local, config } = exchange;
+        let Exchange {
+            head,
+            conn,
+            peer,
+            local,
+            config,
+        } = exchange;
         let sender = conn.sender();
         let keep_alive = head.keep_alive && !config.close_after_response;
-        let writer = ResponseWriter::new(sender.clone(), head.version, head.method == "HEAD", keep_alive);
-        let body = match BodyReader::new(conn, &head.framing, head.expect_continue, config.limit_request_body) {
+        let writer = ResponseWriter::new(
+            sender.clone(),
+            head.version,
+            head.method == "HEAD",
+            keep_alive,
+        );
+        let body = match BodyReader::new(
+            conn,
+            &head.framing,
+            head.expect_continue,
+            config.limit_request_body,
+        ) {
             Ok(body) => body,
             Err((conn, _too_large)) => {
                 let _ = write_error(&sender, head.version, 413, reason(413));
@@ -55,9 +71,14 @@ impl Handler for WsgiHandler {
             }
         };
         let input = InputShared::new(body);
-        let state: SharedResponse = Arc::new(Mutex::new(ResponseState { writer, started: false }));
+        let state: SharedResponse = Arc::new(Mutex::new(ResponseState {
+            writer,
+            started: false,
+        }));
         Python::attach(|py| self.run(py, &head, &peer, &local, &input, &state));
-        let body = input.take().expect("the request body is taken back exactly once");
+        let body = input
+            .take()
+            .expect("the request body is taken back exactly once");
         let (conn, reusable) = body.finish(DRAIN_LIMIT);
         let state = lock(&state);
         Finished {
@@ -83,11 +104,17 @@ impl WsgiHandler {
         input: &Arc<InputShared>,
         state: &SharedResponse,
     ) {
-        let environ = match self.environ.build(py, head, peer, local, InputStream::new(input.clone())) {
-            Ok(environ) => environ,
-            Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
-            Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, input, error),
-        };
+        let environ =
+            match self
+                .environ
+                .build(py, head, peer, local, InputStream::new(input.clone()))
+            {
+                Ok(environ) => environ,
+                Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
+                Err(EnvironError::Python(error)) => {
+                    return self.app_failed(py, head, state, input, error)
+                }
+            };
         let start_response = match Py::new(py, StartResponse::new(state.clone())) {
             Ok(start_response) => start_response,
             Err(error) => return self.app_failed(py, head, state, input, error),
@@ -99,7 +126,9 @@ impl WsgiHandler {
         let sent = send_result(py, &result, state);
         let closed = close_result(&result);
         match (sent, closed) {
-            (Err(SendError::App(error)), _) | (Ok(()), Err(error)) => self.app_failed(py, head, state, input, error),
+            (Err(SendError::App(error)), _) | (Ok(()), Err(error)) => {
+                self.app_failed(py, head, state, input, error)
+            }
             (Err(SendError::Client(error)), _) => client_gone(state, head, &error),
             (Ok(()), Ok(())) => finish(py, state, head),
         }
@@ -107,8 +136,19 @@ impl WsgiHandler {
 
     /// The app raised: log its traceback, then answer 500 (413 if it hit the body limit) when no
     /// header went out yet, else cut the connection so the client sees a truncated response.
-    fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedResponse, input: &InputShared, error: PyErr) {
-        tracing::error!("Error handling request {}\n{}", head.target, format_error(py, &error).trim_end());
+    fn app_failed(
+        &self,
+        py: Python<'_>,
+        head: &RequestHead,
+        state: &SharedResponse,
+        input: &InputShared,
+        error: PyErr,
+    ) {
+        tracing::error!(
+            "Error handling request {}\n{}",
+            head.target,
+            format_error(py, &error).trim_end()
+        );
         let status = if input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));
     }
@@ -123,7 +163,11 @@ fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &s
         }
         let body = format!("{}\n", reason(status));
         let headers = vec![("Content-Type".to_string(), "text/plain".to_string())];
-        if state.writer.start(&format!("{status} {}", reason(status)), headers).is_ok() {
+        if state
+            .writer
+            .start(&format!("{status} {}", reason(status)), headers)
+            .is_ok()
+        {
             let _ = state.writer.write(body.as_bytes(), Some(body.len() as u64));
         }
         tracing::debug!(status, "answered with an error: {detail}");
@@ -131,7 +175,11 @@ fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &s
 }
 
 fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Error) {
-    tracing::debug!("client went away during {} {}: {error}", head.method, head.target);
+    tracing::debug!(
+        "client went away during {} {}: {error}",
+        head.method,
+        head.target
+    );
     lock(state).writer.abort();
 }
 
@@ -146,7 +194,10 @@ fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
     match result {
         Ok(true) => {}
         Ok(false) => {
-            tracing::error!("Error handling request {}: the app returned without calling start_response", head.target);
+            tracing::error!(
+                "Error handling request {}: the app returned without calling start_response",
+                head.target
+            );
             respond_error(py, state, 500, "no start_response");
         }
         Err(error) => client_gone(state, head, &error),
@@ -164,7 +215,11 @@ fn close_result(result: &Bound<'_, PyAny>) -> PyResult<()> {
     }
 }
 
-fn send_result(py: Python<'_>, result: &Bound<'_, PyAny>, state: &SharedResponse) -> Result<(), SendError> {
+fn send_result(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    state: &SharedResponse,
+) -> Result<(), SendError> {
     if let Ok(list) = result.cast::<PyList>() {
         return send_sequence(py, list.iter().collect(), state);
     }
@@ -185,14 +240,25 @@ fn send_result(py: Python<'_>, result: &Bound<'_, PyAny>, state: &SharedResponse
 }
 
 fn as_body_bytes<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
-    item.cast::<PyBytes>()
-        .map_err(|_| pyo3::exceptions::PyTypeError::new_err(format!("response body items must be bytes, not {}", item.get_type())))
+    item.cast::<PyBytes>().map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "response body items must be bytes, not {}",
+            item.get_type()
+        ))
+    })
 }
 
 /// A list or tuple holds the whole body: its length becomes Content-Length and head plus body go
 /// out in one writev.
-fn send_sequence(py: Python<'_>, items: Vec<Bound<'_, PyAny>>, state: &SharedResponse) -> Result<(), SendError> {
-    let chunks = items.iter().map(as_body_bytes).collect::<PyResult<Vec<_>>>()?;
+fn send_sequence(
+    py: Python<'_>,
+    items: Vec<Bound<'_, PyAny>>,
+    state: &SharedResponse,
+) -> Result<(), SendError> {
+    let chunks = items
+        .iter()
+        .map(as_body_bytes)
+        .collect::<PyResult<Vec<_>>>()?;
     let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total == 0 {
@@ -203,12 +269,18 @@ fn send_sequence(py: Python<'_>, items: Vec<Bound<'_, PyAny>>, state: &SharedRes
         .map_err(SendError::Client)
 }
 
-fn write_chunk(py: Python<'_>, state: &SharedResponse, data: &[u8], known_total: Option<u64>) -> Result<(), SendError> {
+fn write_chunk(
+    py: Python<'_>,
+    state: &SharedResponse,
+    data: &[u8],
+    known_total: Option<u64>,
+) -> Result<(), SendError> {
     if data.is_empty() {
         return Ok(());
     }
     require_started(state)?;
-    py.detach(|| lock(state).writer.write(data, known_total)).map_err(SendError::Client)
+    py.detach(|| lock(state).writer.write(data, known_total))
+        .map_err(SendError::Client)
 }
 
 fn require_started(state: &SharedResponse) -> Result<(), SendError> {
@@ -222,12 +294,19 @@ fn require_started(state: &SharedResponse) -> Result<(), SendError> {
 
 /// sendfile(2) for a wrapped real file; None means "iterate it instead" (no fileno, not a regular
 /// file, or a response that would need chunking).
-fn send_wrapped_file(py: Python<'_>, wrapper: &FileWrapper, state: &SharedResponse) -> Option<Result<(), SendError>> {
+fn send_wrapped_file(
+    py: Python<'_>,
+    wrapper: &FileWrapper,
+    state: &SharedResponse,
+) -> Option<Result<(), SendError>> {
     let (fd, offset) = real_file(py, wrapper)?;
     let (file, size) = crate::http::conn::dup_regular_file(fd)?;
     if !lock(state).started || !lock(state).writer.can_send_file() {
         return None;
     }
     let count = size.saturating_sub(offset);
-    Some(py.detach(|| lock(state).writer.send_file(&file, offset, count)).map_err(SendError::Client))
+    Some(
+        py.detach(|| lock(state).writer.send_file(&file, offset, count))
+            .map_err(SendError::Client),
+    )
 }

@@ -57,7 +57,8 @@ fn init_from_config(executable: Option<&Path>) -> Result<()> {
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
         if let Some(exe) = &executable {
-            let status = ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
+            let status =
+                ffi::PyConfig_SetBytesString(&mut config, &mut config.executable, exe.as_ptr());
             if ffi::PyStatus_Exception(status) != 0 {
                 ffi::PyConfig_Clear(&mut config);
                 return Err(fail("cannot set executable"));

@@ -31,7 +31,8 @@ impl App {
     /// The request handler for this worker's settings.
     pub fn handler(&self, settings: EnvironSettings) -> Result<WsgiHandler> {
         Python::attach(|py| {
-            let template = environ::EnvironTemplate::new(py, settings).map_err(|e| Error::Python(e.to_string()))?;
+            let template = environ::EnvironTemplate::new(py, settings)
+                .map_err(|e| Error::Python(e.to_string()))?;
             Ok(WsgiHandler::new(self.0.clone_ref(py), template))
         })
     }

@@ -19,7 +19,10 @@ pub struct TrustedPeers {
 impl TrustedPeers {
     /// Entries were validated by config; an entry that still does not parse is ignored.
     pub fn parse(entries: &[String]) -> Self {
-        let rules = entries.iter().filter_map(|e| parse_rule(e.trim())).collect();
+        let rules = entries
+            .iter()
+            .filter_map(|e| parse_rule(e.trim()))
+            .collect();
         TrustedPeers { rules }
     }
 
@@ -53,10 +56,24 @@ fn rule_matches(rule: &Rule, ip: IpAddr) -> bool {
     };
     match (rule, ip) {
         (Rule::Any, _) => true,
-        (Rule::Net { addr: IpAddr::V4(net), prefix }, IpAddr::V4(ip)) => {
-            prefix_eq(u128::from(u32::from(*net)) << 96, u128::from(u32::from(ip)) << 96, *prefix)
-        }
-        (Rule::Net { addr: IpAddr::V6(net), prefix }, IpAddr::V6(ip)) => prefix_eq(u128::from(*net), u128::from(ip), *prefix),
+        (
+            Rule::Net {
+                addr: IpAddr::V4(net),
+                prefix,
+            },
+            IpAddr::V4(ip),
+        ) => prefix_eq(
+            u128::from(u32::from(*net)) << 96,
+            u128::from(u32::from(ip)) << 96,
+            *prefix,
+        ),
+        (
+            Rule::Net {
+                addr: IpAddr::V6(net),
+                prefix,
+            },
+            IpAddr::V6(ip),
+        ) => prefix_eq(u128::from(*net), u128::from(ip), *prefix),
         _ => false,
     }
 }
@@ -71,13 +88,20 @@ fn prefix_eq(a: u128, b: u128, prefix: u8) -> bool {
 
 /// The scheme a trusted peer's headers claim: Ok(None) when they claim nothing, Err when two
 /// headers disagree (gunicorn's InvalidSchemeHeaders, a 400).
-pub fn claimed_scheme(head: &RequestHead, secure_headers: &[(String, String)]) -> Result<Option<&'static str>, ()> {
+pub fn claimed_scheme(
+    head: &RequestHead,
+    secure_headers: &[(String, String)],
+) -> Result<Option<&'static str>, ()> {
     let mut claimed = None;
     for (name, value) in &head.headers {
         let Some((_, secure_value)) = secure_headers.iter().find(|(n, _)| n == name) else {
             continue;
         };
-        let scheme = if value.as_slice() == secure_value.as_bytes() { "https" } else { "http" };
+        let scheme = if value.as_slice() == secure_value.as_bytes() {
+            "https"
+        } else {
+            "http"
+        };
         if claimed.is_some_and(|c| c != scheme) {
             return Err(());
         }

@@ -17,7 +17,9 @@ pub struct ResponseState {
 pub type SharedResponse = Arc<Mutex<ResponseState>>;
 
 pub fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[pyclass(module = "rgunicorn")]
@@ -44,7 +46,11 @@ fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>
 
 /// Re-raises the exception of an exc_info triple.
 fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
-    match exc_info.cast::<PyTuple>().ok().and_then(|t| t.get_item(1).ok()) {
+    match exc_info
+        .cast::<PyTuple>()
+        .ok()
+        .and_then(|t| t.get_item(1).ok())
+    {
         Some(value) => PyErr::from_value(value),
         None => PyValueError::new_err("exc_info must be a (type, value, traceback) tuple"),
     }
@@ -71,12 +77,22 @@ impl StartResponse {
                 return Err(reraise(exc_info.expect("checked above")));
             }
             if state.started && !with_exc_info {
-                return Err(PyAssertionError::new_err("start_response called a second time without exc_info"));
+                return Err(PyAssertionError::new_err(
+                    "start_response called a second time without exc_info",
+                ));
             }
-            state.writer.start(&status, headers).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            state
+                .writer
+                .start(&status, headers)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
             state.started = true;
         }
-        Py::new(py, Write { state: self.state.clone() })
+        Py::new(
+            py,
+            Write {
+                state: self.state.clone(),
+            },
+        )
     }
 }
 
@@ -93,9 +109,14 @@ impl Write {
         py.detach(|| {
             let mut state = lock(&self.state);
             if !state.started {
-                return Err(PyRuntimeError::new_err("write() called before start_response"));
+                return Err(PyRuntimeError::new_err(
+                    "write() called before start_response",
+                ));
             }
-            state.writer.write(bytes, None).map_err(|e| PyOSError::new_err(e.to_string()))
+            state
+                .writer
+                .write(bytes, None)
+                .map_err(|e| PyOSError::new_err(e.to_string()))
         })
     }
 }

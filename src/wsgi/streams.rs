@@ -35,7 +35,11 @@ impl InputShared {
     }
 
     /// Runs `op` on the reader with the GIL released, mapping failures to Python errors.
-    fn with_body(&self, py: Python<'_>, op: impl FnOnce(&mut BodyReader, &mut Vec<u8>) -> Result<(), BodyError> + Send) -> PyResult<Vec<u8>> {
+    fn with_body(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce(&mut BodyReader, &mut Vec<u8>) -> Result<(), BodyError> + Send,
+    ) -> PyResult<Vec<u8>> {
         let result = py.detach(|| {
             let mut guard = self.body.lock().map_err(|_| None)?;
             let body = guard.as_mut().ok_or(None)?;
@@ -62,7 +66,11 @@ fn limit(size: Option<isize>) -> usize {
     }
 }
 
-fn read_exact_or_eof(body: &mut BodyReader, want: usize, out: &mut Vec<u8>) -> Result<(), BodyError> {
+fn read_exact_or_eof(
+    body: &mut BodyReader,
+    want: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), BodyError> {
     while out.len() < want {
         let chunk = (want - out.len()).min(1 << 20);
         if body.read(chunk, out)? == 0 {
@@ -83,7 +91,8 @@ impl InputStream {
     }
 
     fn line(&self, py: Python<'_>, max: usize) -> PyResult<Vec<u8>> {
-        self.shared.with_body(py, |body, out| body.read_line(max, out).map(drop))
+        self.shared
+            .with_body(py, |body, out| body.read_line(max, out).map(drop))
     }
 }
 
@@ -92,7 +101,9 @@ impl InputStream {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let want = limit(size);
-        let data = self.shared.with_body(py, |body, out| read_exact_or_eof(body, want, out))?;
+        let data = self
+            .shared
+            .with_body(py, |body, out| read_exact_or_eof(body, want, out))?;
         Ok(PyBytes::new(py, &data))
     }
 
@@ -103,7 +114,11 @@ impl InputStream {
     }
 
     #[pyo3(signature = (hint=None))]
-    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn readlines<'py>(
+        &self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         let hint = limit(hint);
         let mut lines = Vec::new();
         let mut total = 0usize;

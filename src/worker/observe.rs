@@ -1,0 +1,87 @@
+//! Wraps the app's handler with what the master and the operator see of each request: the
+//! heartbeat record of the running thread (for timeouts that name the request) and the access log.
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::heartbeat::Heartbeats;
+use crate::http::{Exchange, Finished, Handler, Peer};
+use crate::logging::{AccessLog, AccessRecord};
+use crate::process::{current_pid, monotonic_ms};
+
+thread_local! {
+    static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Which heartbeat record of the worker this request thread writes.
+pub fn set_thread_index(index: usize) {
+    THREAD_INDEX.with(|cell| cell.set(index));
+}
+
+pub struct Observed<H> {
+    inner: H,
+    heartbeats: Arc<Heartbeats>,
+    slot: usize,
+    access: Option<AccessLog>,
+}
+
+impl<H> Observed<H> {
+    pub fn new(
+        inner: H,
+        heartbeats: Arc<Heartbeats>,
+        slot: usize,
+        access: Option<AccessLog>,
+    ) -> Self {
+        Observed {
+            inner,
+            heartbeats,
+            slot,
+            access,
+        }
+    }
+}
+
+impl<H: Handler> Handler for Observed<H> {
+    fn handle(&self, exchange: Exchange) -> Finished {
+        let record = self
+            .heartbeats
+            .slot(self.slot, THREAD_INDEX.with(Cell::get));
+        record.begin(monotonic_ms(), &exchange.head.method, &exchange.head.target);
+        let started = (SystemTime::now(), Instant::now());
+        let peer = exchange.peer.clone();
+        let finished = self.inner.handle(exchange);
+        record.end(monotonic_ms());
+        if let Some(access) = &self.access {
+            log_access(access, &finished, &peer, started);
+        }
+        finished
+    }
+}
+
+fn log_access(
+    access: &AccessLog,
+    finished: &Finished,
+    peer: &Peer,
+    started: (SystemTime, Instant),
+) {
+    let report = &finished.report;
+    let remote = match peer {
+        Peer::Tcp(addr) => addr.ip().to_string(),
+        Peer::Unix => String::new(),
+    };
+    access.log(&AccessRecord {
+        remote_addr: &remote,
+        method: &report.head.method,
+        raw_uri: &report.head.target,
+        path: &report.head.path,
+        query: &report.head.query,
+        version: report.head.version.as_str(),
+        status: report.status,
+        response_length: Some(report.body_bytes),
+        request_headers: &report.head.headers,
+        response_headers: &report.response_headers,
+        started: started.0,
+        duration: started.1.elapsed(),
+        pid: current_pid() as u32,
+    });
+}
