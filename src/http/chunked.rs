@@ -98,7 +98,9 @@ impl ChunkedDecoder {
             _ => trailer_line(&line, self.trailers, &limits)?,
         };
         if let Some(next) = next {
-            self.trailers += usize::from(next == State::Trailer && self.state == State::Trailer);
+            if (self.state, next) == (State::Trailer, State::Trailer) {
+                self.trailers += 1;
+            }
             self.state = next;
             self.line.clear();
         }

@@ -13,6 +13,8 @@ type Headers = Vec<(String, Vec<u8>)>;
 /// nothing seen so far is wrong or over a limit. `Ok(Some((head, n)))`: the head and the bytes
 /// it used, including the blank line and one leading empty line (RFC 9112 §2.2).
 /// `proxy_protocol` is true only for the first request of a connection from a trusted proxy.
+/// Limits are enforced on partial lines too, so while this returns `Ok(None)` the buffer never
+/// exceeds about request_line + fields * field_size bytes (plus a PROXY preamble, at most 64 KiB).
 pub fn parse_head(
     buf: &[u8],
     limits: &Limits,
@@ -30,6 +32,8 @@ pub fn parse_head(
         return Ok(None);
     };
     let line = parse_request_line(line)?;
+    // A front proxy that saw a 2xx to CONNECT would relay raw bytes we would then read as
+    // requests; gunicorn passes CONNECT to the app, we refuse it outright.
     if line.method == "CONNECT" {
         return Err(ParseError::UnsupportedMethod(
             "CONNECT: this server does not tunnel".into(),
