@@ -5,10 +5,24 @@ pub mod body;
 pub mod chunked;
 pub mod conn;
 pub mod date;
+mod fields;
+mod framing;
 pub mod parser;
+mod proxy;
 pub mod request;
+mod request_line;
 pub mod response;
 pub mod server;
+mod target;
+
+#[cfg(test)]
+mod chunked_tests;
+#[cfg(test)]
+mod conformance_feed;
+#[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
+mod parser_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +30,9 @@ use std::time::Duration;
 
 pub use body::BodyReader;
 pub use conn::{ConnIo, Stream};
-pub use request::{BodyFraming, Limits, ParseError, RequestHead, Version};
+pub use chunked::ChunkedDecoder;
+pub use parser::parse_head;
+pub use request::{BodyFraming, Limits, ParseError, ProxyInfo, RequestHead, Version};
 pub use response::{ResponseError, ResponseWriter};
 pub use server::{serve, PoolJob, Runner, ServeConfig};
 

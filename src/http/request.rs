@@ -1,9 +1,13 @@
-//! TEMP stub until the http branch lands.
+//! The parsed request head, its limits and the parse errors with their HTTP status. Plain data:
+//! no parsing and no I/O here.
+use std::net::SocketAddr;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
     Http10,
     Http11,
 }
+
 impl Version {
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -12,58 +16,150 @@ impl Version {
         }
     }
 }
+
+/// How the request body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyFraming {
+    /// Neither Content-Length nor Transfer-Encoding: a request then has no body.
     Empty,
     Length(u64),
     Chunked,
 }
+
+/// The client and proxy addresses announced by a PROXY protocol v1 or v2 preamble.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyInfo {
-    pub source: std::net::SocketAddr,
-    pub destination: std::net::SocketAddr,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
 }
+
 #[derive(Debug, Clone)]
 pub struct RequestHead {
     pub method: String,
+    /// The request-target exactly as sent (RAW_URI).
     pub target: String,
+    /// Percent-encoded path of the target; "*" for asterisk-form, the URI's path for absolute-form.
     pub path: String,
     pub query: String,
     pub fragment: String,
+    /// The authority (without userinfo) of an absolute-form target; it overrides Host (RFC 9112 §3.2.2).
     pub host_from_target: Option<String>,
     pub version: Version,
+    /// Upper-cased names, values trimmed of SP/HTAB, in arrival order; names with '_' are dropped.
     pub headers: Vec<(String, Vec<u8>)>,
     pub framing: BodyFraming,
     pub keep_alive: bool,
     pub expect_continue: bool,
     pub proxy: Option<ProxyInfo>,
 }
+
 impl RequestHead {
+    /// The value of the first field named `upper_name` (which must be upper case).
     pub fn header(&self, upper_name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|(n, _)| n == upper_name)
-            .map(|(_, v)| v.as_slice())
+            .find(|(name, _)| name == upper_name)
+            .map(|(_, value)| value.as_slice())
     }
 }
+
+/// gunicorn's limit_request_line, limit_request_fields and limit_request_field_size, already
+/// resolved: `usize::MAX` means unlimited. `field_size` counts the field line with its CRLF.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub request_line: usize,
     pub fields: usize,
     pub field_size: usize,
 }
-#[derive(Debug, Clone, PartialEq, Eq)]
+
+/// gunicorn caps these whatever the settings say.
+const MAX_REQUEST_LINE: usize = 8190;
+const MAX_FIELDS: usize = 32768;
+const DEFAULT_FIELD_SIZE: usize = 8190;
+
+impl Limits {
+    /// Resolves the settings the way gunicorn does: a request line limit of 0 means unlimited and
+    /// is otherwise capped at 8190; 0 fields means 32768 (also the cap); a field size of 0 means 8190.
+    pub fn from_settings(request_line: usize, fields: usize, field_size: usize) -> Limits {
+        Limits {
+            request_line: match request_line {
+                0 => usize::MAX,
+                n => n.min(MAX_REQUEST_LINE),
+            },
+            fields: match fields {
+                0 => MAX_FIELDS,
+                n => n.min(MAX_FIELDS),
+            },
+            field_size: match field_size {
+                0 => DEFAULT_FIELD_SIZE,
+                n => n,
+            },
+        }
+    }
+}
+
+impl Default for Limits {
+    /// gunicorn's defaults: 4094, 100, 8190.
+    fn default() -> Limits {
+        Limits::from_settings(4094, 100, DEFAULT_FIELD_SIZE)
+    }
+}
+
+/// One variant per gunicorn error class a client can trigger; the text is for the log only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    InvalidRequestLine(&'static str),
-    InvalidChunkSize(&'static str),
+    #[error("invalid request line: {0}")]
+    InvalidRequestLine(String),
+    #[error("invalid request method: {0}")]
+    InvalidRequestMethod(String),
+    #[error("invalid HTTP version: {0}")]
+    InvalidHTTPVersion(String),
+    /// A method we refuse to serve although it is well formed (CONNECT: we never tunnel).
+    #[error("unsupported method: {0}")]
+    UnsupportedMethod(String),
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
+    #[error("invalid header name: {0}")]
+    InvalidHeaderName(String),
+    #[error("obsolete line folding in header: {0}")]
+    ObsoleteFolding(String),
+    #[error("request line too long: {0}")]
+    LimitRequestLine(String),
+    #[error("request header fields too large: {0}")]
+    LimitRequestHeaders(String),
+    #[error("unsupported transfer coding: {0}")]
+    UnsupportedTransferCoding(String),
+    #[error("expectation failed: {0}")]
+    ExpectationFailed(String),
+    #[error("invalid chunk size: {0}")]
+    InvalidChunkSize(String),
+    #[error("chunk missing terminator: {0}")]
+    ChunkMissingTerminator(String),
+    #[error("invalid chunk extension: {0}")]
+    InvalidChunkExtension(String),
+    #[error("invalid PROXY protocol preamble: {0}")]
+    InvalidProxyLine(String),
 }
+
 impl ParseError {
+    /// The status gunicorn 27 answers with (workers/base.py handle_error).
     pub fn status(&self) -> u16 {
-        400
+        match self {
+            ParseError::LimitRequestLine(_) => 414,
+            ParseError::LimitRequestHeaders(_) => 431,
+            ParseError::ExpectationFailed(_) => 417,
+            ParseError::UnsupportedTransferCoding(_) | ParseError::UnsupportedMethod(_) => 501,
+            _ => 400,
+        }
     }
 }
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self:?}")
+
+/// Bytes from the wire, shortened and made printable for an error message.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    const MAX: usize = 64;
+    let mut text: String = bytes[..bytes.len().min(MAX)].escape_ascii().to_string();
+    if bytes.len() > MAX {
+        text.push_str("...");
     }
+    text
 }

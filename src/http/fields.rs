@@ -1,0 +1,158 @@
+//! Line splitting and field-line syntax shared by the request head and chunked trailers
+//! (RFC 9112 §2.2 and §5, RFC 9110 §5.5). Knows nothing of what a field means or of framing.
+use super::request::{show, Limits, ParseError};
+
+/// The next line of a buffer, as far as it has arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Line<'a> {
+    /// A CRLF-terminated line without its CRLF, and the bytes it used including the CRLF.
+    Done(&'a [u8], usize),
+    /// No LF yet: the bytes seen so far (never more than `max + 2` of them).
+    Partial(&'a [u8]),
+    /// A LF without a CR before it: the bytes before the LF.
+    BareLf(&'a [u8]),
+}
+
+impl Line<'_> {
+    /// Whether the content is longer than `max`, or must turn out so once the line is complete,
+    /// so a limit is reported the same way however the bytes were split.
+    pub(crate) fn too_long(&self, max: usize) -> bool {
+        match self {
+            Line::Done(content, _) | Line::BareLf(content) => content.len() > max,
+            // A CR at the end may still turn out to be half of the CRLF.
+            Line::Partial(seen) => seen.strip_suffix(b"\r").unwrap_or(seen).len() > max,
+        }
+    }
+
+    fn first(&self) -> Option<u8> {
+        match self {
+            Line::Done(bytes, _) | Line::Partial(bytes) | Line::BareLf(bytes) => {
+                bytes.first().copied()
+            }
+        }
+    }
+
+    /// Whether this can no longer become the empty line that ends a field section.
+    fn is_nonempty(&self) -> bool {
+        match self {
+            Line::Done(content, _) => !content.is_empty(),
+            Line::BareLf(_) => true,
+            Line::Partial(seen) => seen.len() >= 2 || seen.first().is_some_and(|&b| b != b'\r'),
+        }
+    }
+}
+
+/// Splits off the next line; only the first `max + 2` bytes are searched, so a client cannot
+/// make each call rescan an ever longer line.
+pub(crate) fn next_line(buf: &[u8], max: usize) -> Line<'_> {
+    let window = &buf[..buf.len().min(max.saturating_add(2))];
+    match window.iter().position(|&b| b == b'\n') {
+        None => Line::Partial(window),
+        Some(lf) if lf > 0 && buf[lf - 1] == b'\r' => Line::Done(&buf[..lf - 1], lf + 1),
+        Some(lf) => Line::BareLf(&buf[..lf]),
+    }
+}
+
+/// tchar of RFC 9110 §5.6.2.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+pub(crate) fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
+}
+
+/// Strips leading and trailing SP and HTAB (OWS).
+pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// How many field lines a section may hold and how long each may be (CRLF excluded).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldLimits {
+    pub count: usize,
+    pub line_max: usize,
+}
+
+impl From<&Limits> for FieldLimits {
+    fn from(limits: &Limits) -> FieldLimits {
+        // gunicorn counts the CRLF against limit_request_field_size.
+        FieldLimits {
+            count: limits.fields,
+            line_max: limits.field_size.saturating_sub(2),
+        }
+    }
+}
+
+/// One complete line of a field section, with the bytes it used.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FieldLine {
+    End(usize),
+    Field(String, Vec<u8>, usize),
+}
+
+/// Judges the next line of a field section after `seen` field lines. `Ok(None)`: incomplete and
+/// not yet wrong. The checks run in the same order on partial and complete lines, so the
+/// verdict does not depend on how the bytes were split.
+pub(crate) fn classify(
+    line: &Line<'_>,
+    seen: usize,
+    limits: &FieldLimits,
+) -> Result<Option<FieldLine>, ParseError> {
+    if let Line::Done([], used) = line {
+        return Ok(Some(FieldLine::End(*used)));
+    }
+    if let Some(b' ' | b'\t') = line.first() {
+        // RFC 9112 §5.2: obs-fold is never accepted here; before any field it is not even that.
+        let detail = "line starts with whitespace".to_string();
+        return Err(match seen {
+            0 => ParseError::InvalidHeaderName(detail),
+            _ => ParseError::ObsoleteFolding(detail),
+        });
+    }
+    if line.is_nonempty() && seen >= limits.count {
+        let detail = format!("more than {} fields", limits.count);
+        return Err(ParseError::LimitRequestHeaders(detail));
+    }
+    if line.too_long(limits.line_max) {
+        let detail = format!("field line longer than {} bytes", limits.line_max);
+        return Err(ParseError::LimitRequestHeaders(detail));
+    }
+    match line {
+        Line::Partial(_) => Ok(None),
+        Line::BareLf(content) => Err(ParseError::InvalidHeader(format!(
+            "bare LF after {}",
+            show(content)
+        ))),
+        Line::Done(content, used) => {
+            let (name, value) = parse_field(content)?;
+            Ok(Some(FieldLine::Field(name, value, *used)))
+        }
+    }
+}
+
+/// Parses `name ":" OWS value OWS` into the upper-cased name and the value bytes.
+fn parse_field(line: &[u8]) -> Result<(String, Vec<u8>), ParseError> {
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .filter(|&colon| colon > 0)
+        .ok_or_else(|| ParseError::InvalidHeader(show(line)))?;
+    let name = &line[..colon];
+    if !is_token(name) {
+        return Err(ParseError::InvalidHeaderName(show(name)));
+    }
+    let value = trim_ows(&line[colon + 1..]);
+    // RFC 9110 §5.5: only HTAB, SP, VCHAR and obs-text; CR, LF and NUL enable smuggling.
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(ParseError::InvalidHeader(show(line)));
+    }
+    let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+    Ok((name, value.to_vec()))
+}

@@ -1,0 +1,120 @@
+//! The request-target of RFC 9112 §3.2 in its four forms, split into path, query and fragment
+//! the way gunicorn's urlsplit does. Validates syntax only; it never decodes percent-escapes.
+use super::request::{show, ParseError};
+use std::net::Ipv6Addr;
+
+/// A target taken apart; `host` is the authority of an absolute- or authority-form target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub path: String,
+    pub query: String,
+    pub fragment: String,
+    pub host: Option<String>,
+}
+
+pub(crate) fn parse_target(method: &str, raw: &[u8]) -> Result<Target, ParseError> {
+    let invalid = || ParseError::InvalidRequestLine(format!("request-target {}", show(raw)));
+    // Only visible ASCII: raw UTF-8, NUL or other controls in a target are read differently
+    // by different proxies, and gunicorn 27 refuses them too.
+    if raw.is_empty() || !raw.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(invalid());
+    }
+    let text = String::from_utf8_lossy(raw);
+    if method == "CONNECT" {
+        return authority_form(&text).ok_or_else(invalid);
+    }
+    if text == "*" {
+        return match method {
+            "OPTIONS" => Ok(split_rest("*", None)),
+            _ => Err(invalid()),
+        };
+    }
+    if text.starts_with('/') {
+        return Ok(split_rest(&text, None));
+    }
+    absolute_form(&text).ok_or_else(invalid)
+}
+
+/// Splits what follows the authority like urlsplit: the fragment first, then the query.
+fn split_rest(rest: &str, host: Option<String>) -> Target {
+    let (before, fragment) = rest.split_once('#').unwrap_or((rest, ""));
+    let (path, query) = before.split_once('?').unwrap_or((before, ""));
+    Target {
+        path: path.to_string(),
+        query: query.to_string(),
+        fragment: fragment.to_string(),
+        host,
+    }
+}
+
+/// `scheme "://" authority path-abempty [ "?" query ] [ "#" fragment ]`
+fn absolute_form(text: &str) -> Option<Target> {
+    let (scheme, rest) = text.split_once("://")?;
+    let mut scheme_bytes = scheme.bytes();
+    let scheme_ok = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(end);
+    // RFC 9110 §4.2.4 deprecates userinfo; it must not leak into the host we report.
+    let host_port = match authority.rsplit_once('@') {
+        Some((userinfo, host_port)) => uri_chars(userinfo, b":").then_some(host_port)?,
+        None => authority,
+    };
+    valid_host_port(host_port, false)?;
+    Some(split_rest(rest, Some(host_port.to_string())))
+}
+
+/// `uri-host ":" port`, the only form CONNECT may use (RFC 9112 §3.2.3).
+fn authority_form(text: &str) -> Option<Target> {
+    valid_host_port(text, true)?;
+    Some(Target {
+        path: String::new(),
+        query: String::new(),
+        fragment: String::new(),
+        host: Some(text.to_string()),
+    })
+}
+
+/// `host [ ":" port ]` with a non-empty host (RFC 9110 §4.2.1 rejects an empty one).
+fn valid_host_port(text: &str, port_required: bool) -> Option<()> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(literal) => {
+            let (address, after) = literal.split_once(']')?;
+            address.parse::<Ipv6Addr>().ok()?;
+            match after {
+                "" => (text, None),
+                _ => (text, Some(after.strip_prefix(':')?)),
+            }
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    let host_ok = host.starts_with('[') || (!host.is_empty() && uri_chars(host, b""));
+    let port_ok = match port {
+        Some(port) => valid_port(port),
+        None => !port_required,
+    };
+    (host_ok && port_ok).then_some(())
+}
+
+fn valid_port(port: &str) -> bool {
+    (1..=5).contains(&port.len())
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok()
+}
+
+/// Unreserved, sub-delims and pct-encoded bytes (RFC 3986 reg-name), plus those in `also`.
+fn uri_chars(text: &str, also: &[u8]) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'%' => bytes
+            .get(i + 1..i + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
+        _ => b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) || also.contains(&b),
+    })
+}
