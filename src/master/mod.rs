@@ -47,8 +47,9 @@ struct Arbiter {
 }
 
 /// Runs the server until it is told to stop; returns the process exit code.
-pub fn run(settings: Settings) -> Result<i32> {
+pub fn run(mut settings: Settings) -> Result<i32> {
     tracing::info!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION"));
+    change_directory(&mut settings)?;
     let listeners = sockets::bind_all(&settings.bind, settings.backlog, settings.reuse_port)?;
     for listener in &listeners {
         tracing::info!("Listening at: {} ({})", listener.describe(), current_pid());
@@ -86,6 +87,19 @@ pub fn run(settings: Settings) -> Result<i32> {
     }
     tracing::info!("Shutting down: Master");
     Ok(arbiter.exit_code)
+}
+
+/// gunicorn's chdir happens in the master, before anything is loaded. A relative virtualenv is
+/// taken from where the server was started, so it is resolved first.
+fn change_directory(settings: &mut Settings) -> Result<()> {
+    if let Some(venv) = &settings.virtualenv {
+        settings.virtualenv = Some(std::path::absolute(venv).map_err(|e| crate::Error::io("resolve virtualenv path", e))?);
+    }
+    if let Some(dir) = &settings.chdir {
+        std::env::set_current_dir(dir).map_err(|e| crate::Error::io(format!("chdir to {}", dir.display()), e))?;
+        settings.chdir = Some(std::env::current_dir().map_err(|e| crate::Error::io("read working directory", e))?);
+    }
+    Ok(())
 }
 
 fn preload(settings: &Settings) -> Result<App> {

@@ -98,6 +98,7 @@ fn boot_failed(error: &crate::Error, code: i32) -> i32 {
     code
 }
 
+/// raw_env goes into the worker's environment (the master already changed directory).
 fn apply_environment(settings: &Settings) -> crate::Result<()> {
     for (key, value) in &settings.raw_env {
         std::env::set_var(key, value);
