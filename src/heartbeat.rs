@@ -11,7 +11,8 @@ const LAST_BEAT: usize = 1;
 const PID: usize = 2;
 const BOOTED: usize = 3;
 const TEXT_LEN: usize = 4;
-const TEXT: usize = 5;
+const PAUSED_AT: usize = 5;
+const TEXT: usize = 6;
 const SLOT_WORDS: usize = 16;
 const TEXT_BYTES: usize = (SLOT_WORDS - TEXT) * 8;
 
@@ -30,6 +31,9 @@ pub struct SlotView {
     pub last_beat: u64,
     pub pid: i32,
     pub booted: bool,
+    /// The request is waiting on its client (slow upload or download), which is not the app's
+    /// time and never counts towards the timeout.
+    pub paused: bool,
     /// `METHOD target` of the current request (cut to fit).
     pub request: String,
 }
@@ -116,7 +120,23 @@ impl Slot<'_> {
 
     pub fn end(&self, now_ms: u64) {
         self.words[BUSY_SINCE].store(0, Ordering::Release);
+        self.words[PAUSED_AT].store(0, Ordering::Release);
         self.beat(now_ms);
+    }
+
+    /// The request starts waiting on its client.
+    pub fn pause(&self, now_ms: u64) {
+        self.words[PAUSED_AT].store(now_ms.max(1), Ordering::Release);
+    }
+
+    /// The wait on the client is over: its length is taken off the request's running time.
+    pub fn resume(&self, now_ms: u64) {
+        let paused_at = self.words[PAUSED_AT].swap(0, Ordering::AcqRel);
+        let busy = self.words[BUSY_SINCE].load(Ordering::Acquire);
+        if paused_at != 0 && busy != 0 {
+            let waited = now_ms.saturating_sub(paused_at);
+            self.words[BUSY_SINCE].store(busy + waited, Ordering::Release);
+        }
     }
 
     pub fn view(&self) -> SlotView {
@@ -132,6 +152,7 @@ impl Slot<'_> {
             last_beat: self.words[LAST_BEAT].load(Ordering::Acquire),
             pid: self.words[PID].load(Ordering::Relaxed) as i32,
             booted: self.words[BOOTED].load(Ordering::Acquire) == 1,
+            paused: self.words[PAUSED_AT].load(Ordering::Acquire) != 0,
             request: String::from_utf8_lossy(&text).into_owned(),
         }
     }
@@ -153,6 +174,18 @@ mod tests {
         slot.end(2000);
         assert_eq!(slot.view().busy_since, None);
         assert_eq!(slot.view().last_beat, 2000);
+    }
+
+    #[test]
+    fn waiting_on_the_client_does_not_count() {
+        let beats = Heartbeats::new(1, 1).unwrap();
+        let slot = beats.slot(0, 0);
+        slot.begin(1_000, "POST", "/upload");
+        slot.pause(2_000);
+        assert!(slot.view().paused);
+        slot.resume(9_000);
+        assert_eq!(slot.view().busy_since, Some(8_000));
+        assert!(!slot.view().paused);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams
 //! sockets   OS: bind/inherit listeners, blocking I/O with deadlines on raw fds
 //! process   OS: fork, signals to children, waitpid, shared memory, process title
+//! pidfile   OS: the master's pid file, written atomically, `.oldbin` on USR2, removed on exit
+//! privileges OS: user/group lookup, workers' privilege drop, umask, socket file owner and mode
+//! systemd   OS: sd_notify (READY, RELOADING, STOPPING, STATUS, WATCHDOG, MAINPID), LISTEN_FDS
 //! error     the one Error enum
 //! ```
 //!
@@ -23,8 +26,11 @@ pub mod heartbeat;
 pub mod http;
 pub mod logging;
 pub mod master;
+pub mod pidfile;
+pub mod privileges;
 pub mod process;
 pub mod sockets;
+pub mod systemd;
 pub mod worker;
 pub mod wsgi;
 

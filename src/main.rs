@@ -15,8 +15,9 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
-    let (settings, action) =
-        config::load(std::env::args_os().collect(), &Environment::from_process())?;
+    let argv: Vec<_> = std::env::args_os().collect();
+    let env = Environment::from_process();
+    let (settings, action) = config::load(argv.clone(), &env)?;
     match action {
         Action::CheckConfig => {
             println!("Configuration OK");
@@ -28,7 +29,7 @@ fn run() -> Result<i32> {
         }
         Action::Run => {
             logging::init(&settings)?;
-            master::run(settings)
+            master::run(settings, argv, env)
         }
     }
 }

@@ -120,6 +120,14 @@ pub fn set_process_title(title: &str) {
     }
 }
 
+/// Unblocks every signal on the calling thread (a worker, once its handlers are installed; threads
+/// it started before keep theirs blocked, so signals reach the reactor thread).
+pub fn unblock_all_signals() {
+    let none = nix::sys::signal::SigSet::empty();
+    let _ =
+        nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&none), None);
+}
+
 /// Exits at once without running Rust destructors or atexit hooks: for a forked child that must
 /// not flush or finalise state it shares with the parent.
 pub fn exit_immediately(code: i32) -> ! {

@@ -12,6 +12,7 @@ use partial::Partial;
 mod bind;
 mod cli;
 mod file;
+mod modes;
 mod partial;
 mod print;
 #[cfg(test)]
@@ -88,6 +89,20 @@ pub struct Settings {
     pub access_log_format: String,
     pub reuse_port: bool,
     pub proc_name: Option<String>,
+    /// The master's pid file (`-p/--pid`); None = no pid file.
+    pub pidfile: Option<PathBuf>,
+    /// The workers' user and group as given (name or numeric id); `privileges::resolve` looks
+    /// them up. None = do not switch.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// File mode creation mask (0..=0o777), gunicorn's default 0.
+    pub umask: u32,
+    /// Permission bits for unix socket files (0..=0o777); None = what bind and umask give.
+    pub socket_mode: Option<u32>,
+    /// Detach from the terminal and run in the background.
+    pub daemon: bool,
+    /// Restart the workers when a Python source file of the app changes (development).
+    pub reload: bool,
     pub limit_request_line: usize,
     pub limit_request_fields: usize,
     pub limit_request_field_size: usize,
@@ -97,6 +112,8 @@ pub struct Settings {
     pub forwarded_allow_ips: Vec<String>,
     /// Header (upper-case, as sent) and value that mark a request as https.
     pub secure_scheme_headers: Vec<(String, String)>,
+    /// Whether connections may start with a PROXY protocol preamble (v1 or v2).
+    pub proxy_protocol: bool,
 }
 
 /// The environment variables that take part in configuration, captured once so that loading

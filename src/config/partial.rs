@@ -103,13 +103,37 @@ partial_settings! {
     /// Process name shown by ps and top.
     #[arg(short = 'n', long = "name", value_name = "STRING")]
     proc_name: String,
+    /// Write the master's PID to this file; removed on exit.
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pidfile: String,
+    /// Run the workers as this user: a name or a numeric uid.
+    #[arg(short = 'u', long, value_name = "USER")]
+    user: String,
+    /// Run the workers as this group: a name or a numeric gid [default: the user's group].
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    group: String,
+    /// Mask for the mode of files the server creates, such as unix sockets: 0o22, 022, 0x12, 18.
+    #[arg(short = 'm', long, value_name = "INT")]
+    #[serde(default, deserialize_with = "int_or_string")]
+    umask: String,
+    /// Mode of unix socket files, in octal like chmod (e.g. 660) [default: as the umask leaves it].
+    #[arg(long, value_name = "OCTAL")]
+    socket_mode: String,
+    /// Detach from the terminal and run in the background.
+    #[arg(short = 'D', long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    daemon: bool,
+    /// Restart the workers when a Python source file of the app changes (development only).
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    reload: bool,
     /// Maximum size of the request line in bytes (0 = unlimited, at most 8190).
     #[arg(long, value_name = "INT")]
     limit_request_line: u64,
     /// Maximum number of request header fields (0 = the maximum, 32768).
     #[arg(long, value_name = "INT")]
     limit_request_fields: u64,
-    /// Maximum size of one request header field in bytes (0 = unlimited).
+    /// Maximum size of one request header field in bytes (0 = the default, 8190).
     #[arg(long = "limit-request-field_size", visible_alias = "limit-request-field-size",
           value_name = "INT")]
     limit_request_field_size: u64,
@@ -120,6 +144,10 @@ partial_settings! {
     #[arg(long, value_name = "STRING", value_delimiter = ',')]
     #[serde(default, deserialize_with = "list_or_csv")]
     forwarded_allow_ips: Vec<String>,
+    /// Accept a PROXY protocol v1 or v2 preamble at the start of each connection.
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    proxy_protocol: bool,
     /// Headers (and values) that mark a request as https; TOML file only.
     #[arg(skip)]
     secure_scheme_headers: BTreeMap<String, String>,
@@ -137,6 +165,33 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
 fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     d.deserialize_any(StringList { split_commas: true })
         .map(Some)
+}
+
+/// TOML `umask`: an integer (0o22 is TOML's octal) or a string such as "022".
+fn int_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(IntOrString).map(Some)
+}
+
+struct IntOrString;
+
+impl Visitor<'_> for IntOrString {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an integer or a string")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.to_owned())
+    }
 }
 
 struct StringList {
@@ -192,7 +247,7 @@ mod tests {
     fn names_are_the_toml_keys() {
         assert_eq!(Partial::NAMES[0], "wsgi_app");
         assert!(Partial::NAMES.contains(&"secure_scheme_headers"));
-        assert_eq!(Partial::NAMES.len(), 29);
+        assert_eq!(Partial::NAMES.len(), 37);
     }
 
     #[test]

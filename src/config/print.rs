@@ -60,6 +60,16 @@ impl Settings {
             ("access_log_format", text(&self.access_log_format)),
             ("reuse_port", Some(Value::Boolean(self.reuse_port))),
             ("proc_name", self.proc_name.as_deref().and_then(text)),
+            ("pidfile", self.pidfile.as_deref().and_then(path)),
+            ("user", self.user.as_deref().and_then(text)),
+            ("group", self.group.as_deref().and_then(text)),
+            ("umask", text(format!("0o{:03o}", self.umask))),
+            (
+                "socket_mode",
+                self.socket_mode.and_then(|m| text(format!("{m:03o}"))),
+            ),
+            ("daemon", Some(Value::Boolean(self.daemon))),
+            ("reload", Some(Value::Boolean(self.reload))),
             ("limit_request_line", limit(self.limit_request_line)),
             ("limit_request_fields", limit(self.limit_request_fields)),
             (
@@ -72,6 +82,7 @@ impl Settings {
                 "secure_scheme_headers",
                 Some(Value::Table(headers.collect())),
             ),
+            ("proxy_protocol", Some(Value::Boolean(self.proxy_protocol))),
         ]
     }
 }

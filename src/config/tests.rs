@@ -256,7 +256,7 @@ fn limits_store_the_effective_value() {
     .unwrap();
     assert_eq!(s.limit_request_line, usize::MAX);
     assert_eq!(s.limit_request_fields, 32768);
-    assert_eq!(s.limit_request_field_size, usize::MAX);
+    assert_eq!(s.limit_request_field_size, 8190);
 }
 
 #[test]
@@ -354,7 +354,17 @@ fn example_file_parses_and_documents_every_key() {
         let doc = EXAMPLE.lines().nth(line - 1).unwrap();
         assert!(doc.starts_with("# "), "{name} has no doc comment");
     }
-    let example_valued = ["wsgi_app", "chdir", "virtualenv", "accesslog", "proc_name"];
+    let example_valued = [
+        "wsgi_app",
+        "chdir",
+        "virtualenv",
+        "accesslog",
+        "proc_name",
+        "pidfile",
+        "user",
+        "group",
+        "socket_mode",
+    ];
     let mut defaults = default_settings();
     let s = validate::settings(parsed, None).unwrap();
     defaults.wsgi_app = s.wsgi_app.clone();
@@ -362,8 +372,87 @@ fn example_file_parses_and_documents_every_key() {
     defaults.virtualenv = s.virtualenv.clone();
     defaults.accesslog = s.accesslog.clone();
     defaults.proc_name = s.proc_name.clone();
+    defaults.pidfile = s.pidfile.clone();
+    defaults.user = s.user.clone();
+    defaults.group = s.group.clone();
+    defaults.socket_mode = s.socket_mode;
     assert_eq!(
         s, defaults,
         "keys other than {example_valued:?} must show the default"
     );
+}
+
+#[test]
+fn process_settings_from_flags_file_and_print() {
+    let env = Environment::default();
+    let flags = [
+        "app",
+        "-p",
+        "/run/a.pid",
+        "-u",
+        "www-data",
+        "-g",
+        "33",
+        "-m",
+        "027",
+        "--socket-mode",
+        "660",
+        "-D",
+        "--reload",
+    ];
+    let s = run(&flags, &env).unwrap();
+    assert_eq!(s.pidfile.as_deref(), Some(Path::new("/run/a.pid")));
+    assert_eq!(
+        (s.user.as_deref(), s.group.as_deref()),
+        (Some("www-data"), Some("33"))
+    );
+    assert_eq!((s.umask, s.socket_mode), (0o27, Some(0o660)));
+    assert!(s.daemon && s.reload);
+    let path = TempToml::new("process", &s.to_toml());
+    assert!(s
+        .to_toml()
+        .contains("umask = \"0o027\"\nsocket_mode = \"660\"\n"));
+    let reread = run(&["-c", path.to_str().unwrap()], &env).unwrap();
+    assert_eq!(reread.config_file.as_deref(), Some(path.as_path()));
+    assert_eq!(
+        Settings {
+            config_file: None,
+            ..reread
+        },
+        s
+    );
+    for (text, mask) in [
+        ("umask = 0o077", 0o77),
+        ("umask = 18", 18),
+        ("umask = \"022\"", 0o22),
+    ] {
+        let path = TempToml::new("umask", &format!("wsgi_app = \"app\"\n{text}\n"));
+        assert_eq!(
+            run(&["-c", path.to_str().unwrap()], &env).unwrap().umask,
+            mask
+        );
+    }
+    let d = default_settings();
+    assert_eq!((d.pidfile, d.user, d.group), (None, None, None));
+    assert_eq!(
+        (d.umask, d.socket_mode, d.daemon, d.reload),
+        (0, None, false, false)
+    );
+}
+
+#[test]
+fn bad_process_settings_name_key_value_and_what_is_allowed() {
+    let cases: &[(&[&str], &str, &str, &str)] = &[
+        (&["-m", "0o1000"], "umask", "0o1000", "0o777"),
+        (&["--umask", "abc"], "umask", "abc", "octal"),
+        (&["--socket-mode", "9"], "socket_mode", "9", "octal"),
+        (&["-u", " "], "user", "", "user name"),
+        (&["-g", ""], "group", "", "group name"),
+    ];
+    for (args, key, value, allowed) in cases {
+        let args: Vec<&str> = std::iter::once("app").chain(args.iter().copied()).collect();
+        let (k, v, a) = config_error(run(&args, &Environment::default()));
+        assert_eq!((k.as_str(), v.as_str()), (*key, *value), "{args:?}");
+        assert!(a.contains(allowed), "{args:?}: {a}");
+    }
 }

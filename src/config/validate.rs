@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::modes;
 use super::partial::Partial;
 use super::{BindSpec, LogLevel, Settings, WorkerClass};
 use crate::{Error, Result};
@@ -18,6 +19,7 @@ pub const DEFAULT_SECURE_SCHEME_HEADERS: [(&str, &str); 3] = [
 ];
 const MAX_REQUEST_LINE: u64 = 8190;
 const MAX_HEADER_FIELDS: u64 = 32768;
+const DEFAULT_FIELD_SIZE: u64 = 8190;
 
 /// Builds settings from one merged layer; `wsgi_app` may be empty here (`load` decides whether
 /// that is an error).
@@ -57,12 +59,22 @@ pub fn settings(p: Partial, config_file: Option<PathBuf>) -> Result<Settings> {
             .unwrap_or_else(|| DEFAULT_ACCESS_LOG_FORMAT.to_owned()),
         reuse_port: p.reuse_port.unwrap_or(false),
         proc_name: p.proc_name,
+        pidfile: p.pidfile.filter(|f| !f.is_empty()).map(PathBuf::from),
+        user: modes::account("user", p.user)?,
+        group: modes::account("group", p.group)?,
+        umask: modes::umask(p.umask.as_deref())?,
+        socket_mode: modes::socket_mode(p.socket_mode.as_deref())?,
+        daemon: p.daemon.unwrap_or(false),
+        reload: p.reload.unwrap_or(false),
         limit_request_line: limit_request_line(p.limit_request_line.unwrap_or(4094))?,
         limit_request_fields: limit_request_fields(p.limit_request_fields.unwrap_or(100))?,
-        limit_request_field_size: zero_is_unlimited(p.limit_request_field_size.unwrap_or(8190)),
+        limit_request_field_size: limit_request_field_size(
+            p.limit_request_field_size.unwrap_or(DEFAULT_FIELD_SIZE),
+        ),
         limit_request_body: p.limit_request_body.unwrap_or(0),
         forwarded_allow_ips: forwarded_allow_ips(p.forwarded_allow_ips)?,
         secure_scheme_headers: secure_scheme_headers(p.secure_scheme_headers)?,
+        proxy_protocol: p.proxy_protocol.unwrap_or(false),
     })
 }
 
@@ -131,9 +143,11 @@ fn limit_request_fields(value: u64) -> Result<usize> {
     }
 }
 
-fn zero_is_unlimited(value: u64) -> usize {
+/// 0 means the default, 8190, as in gunicorn's parser (its docs still say "unlimited", its code
+/// and its own test invalid/limit_header_default_01 say otherwise).
+fn limit_request_field_size(value: u64) -> usize {
     match value {
-        0 => usize::MAX,
+        0 => DEFAULT_FIELD_SIZE as usize,
         n => usize::try_from(n).unwrap_or(usize::MAX),
     }
 }

@@ -7,73 +7,25 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Every corpus case we do not run, and why.
-const SKIPPED: &[(&str, &str)] = &[
-    (
-        "valid/009",
-        "gunicorn 27.0.1 dropped it: delta rfc9112_te_identity_with_cl_01 expects an error",
-    ),
-    (
-        "valid/027",
-        "gunicorn 27.0.1 dropped it: delta rfc9112_target_non_ascii_02 expects an error",
-    ),
-    (
-        "valid/028",
-        "needs strip_header_spaces, which rgunicorn does not offer",
-    ),
-    (
-        "valid/031compat",
-        "needs permit_unconventional_http_method and casefold_http_method",
-    ),
-    (
-        "valid/031compat2",
-        "needs permit_unconventional_http_method",
-    ),
-    (
-        "valid/040_compat",
-        "needs header_map = dangerous; rgunicorn always drops '_' names",
-    ),
-    (
-        "valid/compat_obs_fold",
-        "needs permit_obsolete_folding; obs-fold is always refused",
-    ),
-    (
-        "valid/compat_obs_fold_huge",
-        "needs permit_obsolete_folding",
-    ),
-    (
-        "invalid/013",
-        "needs permit_obsolete_folding; without it the fold is refused with 400",
-    ),
-    (
-        "invalid/040",
-        "needs header_map = refuse; under the default drop it is valid/040",
-    ),
-    (
-        "invalid/chunked_07",
-        "needs header_map = refuse; under the default drop it is valid",
-    ),
-    (
-        "invalid/019",
-        "secure_scheme_headers depend on the peer address and forwarded_allow_ips: \
-         checked where the WSGI environ is built, not in the parser",
-    ),
-    (
-        "valid/rfc9112_target_authority_connect_01",
-        "CONNECT is refused with 501 because rgunicorn never tunnels (parser_tests::connect_*)",
-    ),
-    (
-        "valid/rfc9112_target_authority_ipv6_01",
-        "CONNECT is refused with 501 because rgunicorn never tunnels (parser_tests::connect_*)",
-    ),
-];
+/// The cases not run here and why, shared with tests/test_conformance.py (the binary test).
+#[derive(Debug, Deserialize)]
+struct Deviations {
+    skipped: BTreeMap<String, String>,
+    /// Rules that live above the parser (the WSGI environ): only the binary test runs these.
+    skipped_in_parser_test: BTreeMap<String, String>,
+    /// Valid cases whose body is cut short by the end of the file: gunicorn hands the app the
+    /// short body, rgunicorn reports the EOF (what then happens is the body reader's business).
+    /// The head and the bytes that did arrive are still checked.
+    truncated_body: BTreeMap<String, String>,
+}
 
-/// Valid cases whose body is cut short by the end of the file: gunicorn hands the app the short
-/// body, rgunicorn reports the EOF (what then happens is the body reader's business). The head
-/// and the bytes that did arrive are still checked.
-const TRUNCATED_BODY: &[&str] = &["valid/099"];
+fn deviations() -> Deviations {
+    let json = std::fs::read_to_string(corpus_dir().join("deviations.json")).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
 
-/// Settings a case may change that we honour; any other one must be in SKIPPED.
+/// Settings a case may change that we honour; any other one must be skipped in
+/// deviations.json.
 const SUPPORTED_SETTINGS: &[&str] = &[
     "limit_request_line",
     "limit_request_fields",
@@ -182,18 +134,19 @@ fn case_data(id: &str) -> Vec<u8> {
     decode_http(&std::fs::read(path).unwrap())
 }
 
-fn skip_reason(id: &str) -> Option<&'static str> {
-    SKIPPED
-        .iter()
-        .find(|(case, _)| *case == id)
-        .map(|(_, why)| *why)
+fn skip_reason(deviations: &Deviations, id: &str) -> Option<String> {
+    let skipped = deviations.skipped.get(id);
+    skipped
+        .or_else(|| deviations.skipped_in_parser_test.get(id))
+        .cloned()
 }
 
 /// The cases to run, each with its decoded bytes; checks that no unsupported setting slips in.
 fn runnable(cases: &BTreeMap<String, Case>) -> Vec<(&String, &Case, Vec<u8>)> {
+    let deviations = deviations();
     let run: Vec<_> = cases
         .iter()
-        .filter(|(id, _)| skip_reason(id).is_none())
+        .filter(|(id, _)| skip_reason(&deviations, id).is_none())
         .map(|(id, case)| (id, case, case_data(id)))
         .collect();
     for (id, case, _) in &run {
@@ -242,7 +195,7 @@ fn compare(head: &RequestHead, body: &[u8], want: &Expected) -> Result<(), Strin
     }
 }
 
-fn check_valid(id: &str, case: &Case, data: &[u8]) -> Result<(), String> {
+fn check_valid(id: &str, case: &Case, data: &[u8], truncated: bool) -> Result<(), String> {
     let expected = case.requests.as_ref().ok_or("no requests")?;
     let proxy = case.settings.contains_key("proxy_protocol");
     for (seed, (how, chunks, max_out)) in splits(data, data.len() as u64).into_iter().enumerate() {
@@ -250,7 +203,7 @@ fn check_valid(id: &str, case: &Case, data: &[u8]) -> Result<(), String> {
         let fail = |what: String| Err(format!("{id} [{how}, seed {seed}]: {what}"));
         let ended_well = match end {
             End::Clean => true,
-            End::Incomplete => TRUNCATED_BODY.contains(&id),
+            End::Incomplete => truncated,
             End::Error(_) => false,
         };
         if !ended_well || requests.len() != expected.len() {
@@ -308,8 +261,15 @@ fn every_case_has_expectations_and_every_skip_a_case() {
         }
     }
     assert_eq!(files, cases.len());
-    for (id, _) in SKIPPED {
-        assert!(cases.contains_key(*id), "stale skip entry {id}");
+    let deviations = deviations();
+    let listed = (deviations.skipped.keys())
+        .chain(deviations.skipped_in_parser_test.keys())
+        .chain(deviations.truncated_body.keys());
+    for id in listed {
+        assert!(
+            cases.contains_key(id),
+            "stale entry {id} in deviations.json"
+        );
     }
 }
 
@@ -317,10 +277,13 @@ fn every_case_has_expectations_and_every_skip_a_case() {
 fn valid_cases_parse_the_same_for_every_split() {
     let cases = load_cases();
     let run = runnable(&cases);
+    let truncated = deviations().truncated_body;
     let failures: Vec<String> = run
         .iter()
         .filter(|(_, case, _)| case.requests.is_some())
-        .filter_map(|(id, case, data)| check_valid(id, case, data).err())
+        .filter_map(|(id, case, data)| {
+            check_valid(id, case, data, truncated.contains_key(id.as_str())).err()
+        })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

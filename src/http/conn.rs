@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sockets::io as sockio;
-pub use crate::sockets::io::dup_regular_file;
+pub use crate::sockets::io::{dup_regular_file, set_wait_hook};
 
 /// A connected socket registered with the worker's reactor.
 #[derive(Debug)]

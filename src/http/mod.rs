@@ -8,6 +8,7 @@ pub mod date;
 mod fields;
 mod framing;
 pub mod parser;
+pub mod prefetch;
 mod proxy;
 pub mod request;
 mod request_line;
@@ -29,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use body::BodyReader;
-pub use conn::{ConnIo, Stream};
 pub use chunked::ChunkedDecoder;
+pub use conn::{ConnIo, Stream};
 pub use parser::parse_head;
 pub use request::{BodyFraming, Limits, ParseError, ProxyInfo, RequestHead, Version};
 pub use response::{ResponseError, ResponseWriter};
@@ -70,6 +71,9 @@ pub struct Exchange {
     pub peer: Peer,
     pub local: Local,
     pub config: Arc<ExchangeConfig>,
+    /// This is the connection's last request (the worker is stopping): answer with
+    /// `Connection: close` so the client never sends another one into a closing socket.
+    pub last: bool,
 }
 
 /// What a `Handler` gives back: the connection (holding any bytes read past this request, for

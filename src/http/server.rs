@@ -2,7 +2,7 @@
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::conn::{ConnIo, Stream};
 use super::parser::parse_head;
+use super::prefetch::read_body_ahead;
 use super::request::{Limits, ParseError, RequestHead, Version};
 use super::response::{reason, write_error};
 use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
@@ -71,6 +72,8 @@ struct Shared {
     threads: Semaphore,
     connections: Arc<Semaphore>,
     served: AtomicU64,
+    /// Stopping because of max_requests: the other workers go on, so the listen queue is theirs.
+    recycling: AtomicBool,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -87,13 +90,19 @@ pub async fn serve(
         threads: Semaphore::new(config.threads),
         connections: Arc::new(Semaphore::new(config.worker_connections)),
         served: AtomicU64::new(0),
+        recycling: AtomicBool::new(false),
         config,
         runner,
         stop_tx,
     });
+    let mut acceptors = Vec::new();
     for listener in listeners {
         let acceptor = Acceptor::new(listener)?;
-        tokio::spawn(accept_loop(acceptor, shared.clone(), stop_rx.clone()));
+        acceptors.push(tokio::spawn(accept_loop(
+            acceptor,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
     }
     let mut stopped = stop_rx.clone();
     tokio::select! {
@@ -101,6 +110,10 @@ pub async fn serve(
         _ = stopped.wait_for(|stop| *stop) => {}
     }
     let _ = shared.stop_tx.send(true);
+    // The accept loops finish their sweep of the listen queue before the drain starts counting.
+    for acceptor in acceptors {
+        let _ = acceptor.await;
+    }
     let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
     let _drained = shared.connections.acquire_many(all).await;
     let limit = shared.config.max_requests;
@@ -155,9 +168,15 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
             let accepted = acceptor.accept().await;
             (slot, accepted)
         };
-        let (slot, accepted) = tokio::select! {
-            pair = ready => pair,
-            _ = stop.wait_for(|s| *s) => return,
+        let next = tokio::select! {
+            pair = ready => Some(pair),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let Some((slot, accepted)) = next else {
+            if !shared.recycling.load(Ordering::Relaxed) {
+                sweep_accept_queue(&acceptor, &shared, &stop).await;
+            }
+            return;
         };
         let Ok(slot) = slot else { return };
         match accepted {
@@ -172,6 +191,36 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
             }
             Err(e) => accept_error(e).await,
         }
+    }
+}
+
+const SWEEP_TIME: Duration = Duration::from_millis(50);
+const SWEEP_MAX: usize = 128;
+
+/// On stop, serves the connections the kernel already completed in the listen queue instead of
+/// leaving them to be reset when the last listener closes (gunicorn issue #3397).
+async fn sweep_accept_queue(
+    acceptor: &Acceptor,
+    shared: &Arc<Shared>,
+    stop: &watch::Receiver<bool>,
+) {
+    // Bounded, so a worker under steady load still gets to stop: connections that arrive after
+    // this are left to the workers that keep running (or, at full stop, to the closing listener).
+    let until = Instant::now() + SWEEP_TIME;
+    for _ in 0..SWEEP_MAX {
+        let Ok(slot) = shared.connections.clone().try_acquire_owned() else {
+            return;
+        };
+        let accepted = tokio::time::timeout_at(until, acceptor.accept()).await;
+        let Ok(Ok((stream, peer, local))) = accepted else {
+            return;
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, local, &shared, stop).await;
+            drop(slot);
+        });
     }
 }
 
@@ -194,13 +243,13 @@ async fn serve_connection(
     peer: Peer,
     local: Local,
     shared: &Shared,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
     loop {
-        let head = match read_head(&mut conn, config, first, &mut stop).await {
+        let head = match read_head(&mut conn, config, first).await {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),
@@ -208,26 +257,31 @@ async fn serve_connection(
                 return reject(&conn, &peer, error.status(), &error.to_string())
             }
         };
+        let (idle, body_limit) = (
+            config.exchange.io_timeout,
+            config.exchange.limit_request_body,
+        );
+        if let Err(no) = read_body_ahead(&mut conn, &head, idle, body_limit).await {
+            return reject(&conn, &peer, no.status, &no.detail);
+        }
         let Ok(permit) = shared.threads.acquire().await else {
             return;
         };
+        let last = is_last_request(shared) || *stop.borrow() || config.keepalive.is_none();
         let exchange = Exchange {
             head: *head,
             conn,
             peer: peer.clone(),
             local: local.clone(),
             config: config.exchange.clone(),
+            last,
         };
         let Some(finished) = run(&shared.runner, exchange).await else {
             return;
         };
         drop(permit);
         conn = finished.conn;
-        if count_request(shared)
-            || !finished.keep_alive
-            || config.keepalive.is_none()
-            || *stop.borrow()
-        {
+        if last || !finished.keep_alive {
             conn.shutdown_write();
             return;
         }
@@ -235,11 +289,13 @@ async fn serve_connection(
     }
 }
 
-/// Counts a served request; true when this worker reached max_requests and should wind down.
-fn count_request(shared: &Shared) -> bool {
+/// Counts a request about to run; true when it is this worker's last under max_requests, in which
+/// case the worker winds down once it is answered.
+fn is_last_request(shared: &Shared) -> bool {
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     let limit = shared.config.max_requests;
     if limit > 0 && served >= limit {
+        shared.recycling.store(true, Ordering::Relaxed);
         let _ = shared.stop_tx.send(true);
         return true;
     }
@@ -274,12 +330,7 @@ fn describe_peer(peer: &Peer) -> String {
     }
 }
 
-async fn read_head(
-    conn: &mut ConnIo,
-    config: &ServeConfig,
-    first: bool,
-    stop: &mut watch::Receiver<bool>,
-) -> HeadRead {
+async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool) -> HeadRead {
     let head_deadline = Instant::now() + config.head_timeout;
     loop {
         if !conn.unread().is_empty() {
@@ -301,17 +352,9 @@ async fn read_head(
             (true, Some(keepalive)) => Instant::now() + keepalive,
             _ => head_deadline,
         };
-        let stopping = async {
-            if idle && !first {
-                let _ = stop.wait_for(|s| *s).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
         tokio::select! {
             ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = tokio::time::sleep_until(deadline) => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
-            _ = stopping => return HeadRead::Closed,
         }
         match read_available(conn) {
             Ok(0) => return HeadRead::Closed,

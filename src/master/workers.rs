@@ -6,12 +6,17 @@ use crate::heartbeat::SlotView;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worker {
     pub pid: i32,
-    /// Heartbeat slot index.
+    /// The configuration generation (bumped by each HUP) the worker was started with.
+    pub generation: u64,
+    /// Heartbeat slot index within its generation's table.
     pub slot: usize,
     pub spawned_ms: u64,
-    /// Set when the master asked the worker to stop (TERM for TTOU, SIGABRT/KILL for a timeout).
-    pub retiring: bool,
+    /// When the master asked the worker to stop gracefully: it is SIGKILLed at this deadline.
+    pub retire_deadline_ms: Option<u64>,
+    /// When the master sent SIGABRT for a timeout.
     pub abort_sent_ms: Option<u64>,
+    /// The master sent SIGKILL on purpose (timeout, overdue drain, abandoned reload).
+    pub killed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -44,18 +49,25 @@ impl WorkerSet {
         self.workers.iter_mut().find(|w| w.pid == pid)
     }
 
-    /// The lowest heartbeat slot no live worker holds.
-    pub fn free_slot(&self) -> Option<usize> {
-        (0..self.slots).find(|slot| self.workers.iter().all(|w| w.slot != *slot))
+    /// The lowest heartbeat slot of `generation` that no live worker of it holds.
+    pub fn free_slot(&self, generation: u64) -> Option<usize> {
+        let taken = |slot: usize| {
+            self.workers
+                .iter()
+                .any(|w| w.generation == generation && w.slot == slot)
+        };
+        (0..self.slots).find(|slot| !taken(*slot))
     }
 
-    pub fn add(&mut self, pid: i32, slot: usize, now_ms: u64) {
+    pub fn add(&mut self, pid: i32, generation: u64, slot: usize, now_ms: u64) {
         self.workers.push(Worker {
             pid,
+            generation,
             slot,
             spawned_ms: now_ms,
-            retiring: false,
+            retire_deadline_ms: None,
             abort_sent_ms: None,
+            killed: false,
         });
     }
 
@@ -64,21 +76,50 @@ impl WorkerSet {
         Some(self.workers.remove(index))
     }
 
-    fn active(&self) -> impl Iterator<Item = &Worker> {
-        self.workers.iter().filter(|w| !w.retiring)
+    fn serving(&self, generation: u64) -> impl Iterator<Item = &Worker> {
+        self.workers
+            .iter()
+            .filter(move |w| w.generation == generation && w.retire_deadline_ms.is_none())
     }
 
-    /// How many workers to fork now to reach `target`.
-    pub fn missing(&self, target: usize) -> usize {
-        target.saturating_sub(self.active().count())
+    /// How many workers of `generation` to fork now to reach `target`.
+    pub fn missing(&self, generation: u64, target: usize) -> usize {
+        target.saturating_sub(self.serving(generation).count())
     }
 
-    /// Workers beyond `target`, oldest first (gunicorn retires the oldest).
-    pub fn excess(&self, target: usize) -> Vec<i32> {
-        let mut active: Vec<&Worker> = self.active().collect();
-        active.sort_by_key(|w| (w.spawned_ms, w.pid));
-        let extra = active.len().saturating_sub(target);
-        active.iter().take(extra).map(|w| w.pid).collect()
+    /// Workers of `generation` beyond `target`, oldest first (gunicorn retires the oldest).
+    pub fn excess(&self, generation: u64, target: usize) -> Vec<i32> {
+        let mut serving: Vec<&Worker> = self.serving(generation).collect();
+        serving.sort_by_key(|w| (w.spawned_ms, w.pid));
+        let extra = serving.len().saturating_sub(target);
+        serving.iter().take(extra).map(|w| w.pid).collect()
+    }
+
+    /// Serving workers of generations older than `generation`: what a finished reload retires.
+    pub fn older_than(&self, generation: u64) -> Vec<i32> {
+        let old = self
+            .workers
+            .iter()
+            .filter(|w| w.generation < generation && w.retire_deadline_ms.is_none());
+        old.map(|w| w.pid).collect()
+    }
+
+    /// Workers of `generation` (retiring or not).
+    pub fn of_generation(&self, generation: u64) -> Vec<i32> {
+        self.workers
+            .iter()
+            .filter(|w| w.generation == generation)
+            .map(|w| w.pid)
+            .collect()
+    }
+
+    /// Retiring workers whose graceful deadline passed.
+    pub fn overdue(&self, now_ms: u64) -> Vec<i32> {
+        let overdue = self
+            .workers
+            .iter()
+            .filter(|w| w.retire_deadline_ms.is_some_and(|d| now_ms >= d));
+        overdue.map(|w| w.pid).collect()
     }
 }
 
@@ -118,6 +159,9 @@ pub fn find_timeout(
         };
     };
     for (thread, view) in views.iter().enumerate() {
+        if view.paused {
+            continue;
+        }
         if let Some(since) = view.busy_since {
             let elapsed = now_ms.saturating_sub(since);
             if elapsed > timeout_ms {
@@ -156,34 +200,57 @@ mod tests {
             last_beat,
             pid: 1,
             booted: true,
+            paused: false,
             request: request.to_string(),
+        }
+    }
+
+    fn worker(pid: i32) -> Worker {
+        Worker {
+            pid,
+            generation: 0,
+            slot: 0,
+            spawned_ms: 0,
+            retire_deadline_ms: None,
+            abort_sent_ms: None,
+            killed: false,
         }
     }
 
     #[test]
     fn slots_are_reused_and_oldest_retire_first() {
         let mut set = WorkerSet::new(3);
-        set.add(10, set.free_slot().unwrap(), 100);
-        set.add(11, set.free_slot().unwrap(), 200);
-        assert_eq!(set.free_slot(), Some(2));
+        set.add(10, 0, set.free_slot(0).unwrap(), 100);
+        set.add(11, 0, set.free_slot(0).unwrap(), 200);
+        assert_eq!(set.free_slot(0), Some(2));
         set.remove(10);
-        assert_eq!(set.free_slot(), Some(0));
-        set.add(12, 0, 300);
-        assert_eq!(set.missing(4), 2);
-        assert_eq!(set.excess(1), vec![11]);
-        set.get_mut(11).unwrap().retiring = true;
-        assert_eq!(set.missing(2), 1);
+        assert_eq!(set.free_slot(0), Some(0));
+        set.add(12, 0, 0, 300);
+        assert_eq!(set.missing(0, 4), 2);
+        assert_eq!(set.excess(0, 1), vec![11]);
+        set.get_mut(11).unwrap().retire_deadline_ms = Some(1_000);
+        assert_eq!(set.missing(0, 2), 1);
+        assert_eq!(set.overdue(999), Vec::<i32>::new());
+        assert_eq!(set.overdue(1_000), vec![11]);
+    }
+
+    #[test]
+    fn a_reload_starts_a_new_generation_beside_the_old() {
+        let mut set = WorkerSet::new(2);
+        set.add(10, 0, 0, 100);
+        set.add(11, 0, 1, 100);
+        assert_eq!(set.free_slot(1), Some(0));
+        assert_eq!(set.missing(1, 2), 2);
+        set.add(20, 1, 0, 200);
+        set.add(21, 1, 1, 200);
+        assert_eq!(set.older_than(1), vec![10, 11]);
+        assert_eq!(set.of_generation(1), vec![20, 21]);
+        assert_eq!(set.excess(1, 2), Vec::<i32>::new());
     }
 
     #[test]
     fn a_long_request_is_named() {
-        let worker = Worker {
-            pid: 7,
-            slot: 0,
-            spawned_ms: 0,
-            retiring: false,
-            abort_sent_ms: None,
-        };
+        let worker = worker(7);
         let views = [view(None, 40_000, ""), view(Some(5_000), 0, "GET /slow")];
         let timeout = find_timeout(&worker, &views, 40_000, 30_000).unwrap();
         assert_eq!(timeout.pid, 7);
@@ -194,13 +261,7 @@ mod tests {
 
     #[test]
     fn silence_and_slow_boots_time_out_but_zero_disables() {
-        let worker = Worker {
-            pid: 7,
-            slot: 0,
-            spawned_ms: 0,
-            retiring: false,
-            abort_sent_ms: None,
-        };
+        let worker = worker(7);
         assert!(find_timeout(&worker, &[view(None, 1_000, "")], 40_000, 30_000).is_some());
         assert!(find_timeout(&worker, &[view(None, 1_000, "")], 40_000, 0).is_none());
         let booting = SlotView::default();

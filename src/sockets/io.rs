@@ -7,8 +7,30 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
+thread_local! {
+    static WAIT_HOOK: std::cell::Cell<Option<fn(bool)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Registers a function called with `true` when this thread starts waiting on a peer and `false`
+/// when the wait ends, so time spent on a slow client can be told apart from the app's time.
+pub fn set_wait_hook(hook: fn(bool)) {
+    WAIT_HOOK.with(|cell| cell.set(Some(hook)));
+}
+
 /// Waits until `fd` is ready for `events` or `deadline` passes (TimedOut).
 fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<()> {
+    let hook = WAIT_HOOK.with(std::cell::Cell::get);
+    if let Some(hook) = hook {
+        hook(true);
+    }
+    let ready = poll_until(fd, events, deadline);
+    if let Some(hook) = hook {
+        hook(false);
+    }
+    ready
+}
+
+fn poll_until(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -52,6 +52,14 @@ impl Listener {
         })
     }
 
+    /// Lets the socket survive exec (for the new master of a USR2 upgrade), or not.
+    pub fn set_inheritable(&self, inheritable: bool) -> Result<()> {
+        let socket = socket2::SockRef::from(self);
+        socket
+            .set_cloexec(!inheritable)
+            .map_err(|e| Error::io("change close-on-exec of a listening socket", e))
+    }
+
     /// Removes the socket file of a unix listener; called by the master on final exit only.
     pub fn remove_file(&self) {
         if let Listener::Unix { path, .. } = self {
@@ -150,7 +158,8 @@ fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn inherit_fd(fd: RawFd) -> Result<Listener> {
+/// Takes over an open listening socket by number (`fd://N`, systemd, or a USR2 handover).
+pub fn inherit_fd(fd: RawFd) -> Result<Listener> {
     let fail = |source| Error::Bind {
         address: format!("fd://{fd}"),
         source,

@@ -137,7 +137,7 @@ fn serve_config(settings: &Settings) -> ServeConfig {
             fields: settings.limit_request_fields,
             field_size: settings.limit_request_field_size,
         },
-        proxy_protocol: false,
+        proxy_protocol: settings.proxy_protocol,
         max_requests: max_requests(settings),
         exchange: Arc::new(ExchangeConfig {
             io_timeout: timeout,
@@ -220,6 +220,7 @@ fn reactor(
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         watch_signals(stop_tx)?;
+        crate::process::unblock_all_signals();
         tokio::spawn(beat(heartbeats, slot));
         serve(listeners, runner, config, stop_rx).await
     })

@@ -11,11 +11,26 @@ use crate::process::{current_pid, monotonic_ms};
 
 thread_local! {
     static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
+    static RECORD: std::cell::RefCell<Option<(Arc<Heartbeats>, usize)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Which heartbeat record of the worker this request thread writes.
 pub fn set_thread_index(index: usize) {
     THREAD_INDEX.with(|cell| cell.set(index));
+}
+
+/// Pauses and resumes this thread's heartbeat record around waits on a slow client.
+fn on_client_wait(waiting: bool) {
+    RECORD.with(|record| {
+        if let Some((heartbeats, slot)) = record.borrow().as_ref() {
+            let record = heartbeats.slot(*slot, THREAD_INDEX.with(Cell::get));
+            if waiting {
+                record.pause(monotonic_ms());
+            } else {
+                record.resume(monotonic_ms());
+            }
+        }
+    });
 }
 
 pub struct Observed<H> {
@@ -43,6 +58,12 @@ impl<H> Observed<H> {
 
 impl<H: Handler> Handler for Observed<H> {
     fn handle(&self, exchange: Exchange) -> Finished {
+        RECORD.with(|record| {
+            if record.borrow().is_none() {
+                *record.borrow_mut() = Some((self.heartbeats.clone(), self.slot));
+                crate::http::conn::set_wait_hook(on_client_wait);
+            }
+        });
         let record = self
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));

@@ -49,9 +49,10 @@ impl Handler for WsgiHandler {
             peer,
             local,
             config,
+            last,
         } = exchange;
         let sender = conn.sender();
-        let keep_alive = head.keep_alive && !config.close_after_response;
+        let keep_alive = head.keep_alive && !config.close_after_response && !last;
         let writer = ResponseWriter::new(
             sender.clone(),
             head.version,

@@ -1,0 +1,88 @@
+//! USR2: starting a new master binary that inherits the listening sockets, and the new master's
+//! side of that handover. The old master keeps serving until it is told to stop (WINCH, TERM).
+use std::process::Command;
+
+use super::Arbiter;
+use crate::process::ExitStatus;
+use crate::sockets::{inherit_fd, Listener};
+use crate::{Error, Result};
+
+/// The environment variable naming the inherited listener fds, as gunicorn's GUNICORN_FD.
+const FDS_VAR: &str = "RGUNICORN_FD";
+
+/// The listeners handed over by an old master, if we are a new master started by USR2.
+pub(super) fn inherited_listeners() -> Result<Option<Vec<Listener>>> {
+    let Ok(list) = std::env::var(FDS_VAR) else {
+        return Ok(None);
+    };
+    std::env::remove_var(FDS_VAR);
+    let fds = parse_fds(&list)
+        .ok_or_else(|| Error::config(FDS_VAR, &list, "comma-separated file descriptor numbers"))?;
+    fds.into_iter()
+        .map(inherit_fd)
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn parse_fds(list: &str) -> Option<Vec<i32>> {
+    list.split(',')
+        .map(|fd| fd.trim().parse().ok().filter(|fd: &i32| *fd >= 0))
+        .collect()
+}
+
+impl Arbiter {
+    pub(super) fn reexec(&mut self) {
+        if let Some(pid) = self.reexec_pid {
+            return tracing::warn!("USR2 ignored: the new master (pid {pid}) is still running");
+        }
+        match self.spawn_new_master() {
+            Ok(pid) => {
+                tracing::info!("started a new master (pid {pid}) with the listening sockets");
+                self.reexec_pid = Some(pid);
+            }
+            Err(error) => tracing::error!("USR2 failed: {error}"),
+        }
+    }
+
+    fn spawn_new_master(&mut self) -> Result<i32> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("find the rgunicorn binary", e))?;
+        let fds: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| std::os::fd::AsRawFd::as_raw_fd(l).to_string())
+            .collect();
+        for listener in &self.listeners {
+            listener.set_inheritable(true)?;
+        }
+        let args = self.launch.argv.iter().skip(1);
+        let spawned = Command::new(exe)
+            .args(args)
+            .current_dir(&self.launch.dir)
+            .env(FDS_VAR, fds.join(","))
+            .spawn();
+        for listener in &self.listeners {
+            listener.set_inheritable(false)?;
+        }
+        let child = spawned.map_err(|e| Error::io("start the new master", e))?;
+        Ok(child.id() as i32)
+    }
+
+    pub(super) fn reexec_ended(&mut self, status: ExitStatus) {
+        tracing::info!(
+            "the new master (pid {:?}) exited: {status:?}",
+            self.reexec_pid
+        );
+        self.reexec_pid = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fd_lists_parse_strictly() {
+        assert_eq!(super::parse_fds("3,4"), Some(vec![3, 4]));
+        assert_eq!(super::parse_fds("3"), Some(vec![3]));
+        assert_eq!(super::parse_fds("3,x"), None);
+        assert_eq!(super::parse_fds("-1"), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! The master's periodic duties: reap exited workers, finish or abandon a reload, kill workers
+//! that ran past their timeout or their graceful deadline, and keep the worker count on target.
+use nix::sys::signal::Signal;
+
+use super::workers::{find_timeout, respawn_delay_ms};
+use super::{Arbiter, Phase};
+use crate::process::{self, monotonic_ms, ExitStatus};
+use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+
+/// A worker sent SIGABRT for a timeout gets this long to dump its traceback before SIGKILL.
+const ABORT_GRACE_MS: u64 = 1000;
+
+impl Arbiter {
+    pub(super) fn reap_workers(&mut self) {
+        for (pid, status) in process::reap_children() {
+            if Some(pid) == self.reexec_pid {
+                self.reexec_ended(status);
+                continue;
+            }
+            let Some(worker) = self.workers.remove(pid) else {
+                continue;
+            };
+            log_exit(pid, status, worker.killed);
+            let Some(generation) = self
+                .generations
+                .iter_mut()
+                .find(|g| g.id == worker.generation)
+            else {
+                continue;
+            };
+            let booted = generation.heartbeats.slot(worker.slot, 0).view().booted;
+            generation.booted |= booted;
+            if !booted && !worker.killed && matches!(self.phase, Phase::Running) {
+                self.boot_failed(worker.generation, status);
+            }
+        }
+        self.drop_empty_generations();
+    }
+
+    /// A worker died before it could serve: at first start that stops the server with gunicorn's
+    /// exit code; after a reload the new generation is abandoned and the old one keeps serving;
+    /// otherwise respawns back off.
+    fn boot_failed(&mut self, generation: u64, status: ExitStatus) {
+        let boot_code = match status {
+            ExitStatus::Code(code @ (WORKER_BOOT_ERROR | APP_LOAD_ERROR)) => Some(code),
+            _ => None,
+        };
+        let never_booted = self.generation(generation).is_some_and(|g| !g.booted);
+        if let (Some(code), true) = (boot_code, never_booted) {
+            if self.generations.len() == 1 {
+                let reason = if code == APP_LOAD_ERROR {
+                    "App failed to load."
+                } else {
+                    "Worker failed to boot."
+                };
+                tracing::error!("Reason: {reason}");
+                self.exit_code = code;
+                return self.stop(Signal::SIGTERM);
+            }
+            if generation == self.current().id {
+                return self.abandon_reload();
+            }
+        }
+        self.boot_failures += 1;
+        let delay = respawn_delay_ms(self.boot_failures);
+        tracing::warn!("worker failed to boot; next attempt in {delay} ms");
+        self.next_spawn_ms = monotonic_ms() + delay;
+    }
+
+    fn abandon_reload(&mut self) {
+        let failed = self.generations.pop().expect("a reload generation");
+        tracing::error!(
+            "the reloaded app or configuration failed to boot; the previous workers keep serving"
+        );
+        for pid in self.workers.of_generation(failed.id) {
+            self.kill(pid);
+        }
+        self.target = self.settings().workers as usize;
+        self.reloading = false;
+    }
+
+    fn drop_empty_generations(&mut self) {
+        let current = self.current().id;
+        let workers = &self.workers;
+        self.generations
+            .retain(|g| g.id == current || !workers.of_generation(g.id).is_empty());
+    }
+
+    /// Marks generations whose workers booted; a reload completes when the new generation has
+    /// all its workers up, and only then are the old workers asked to finish.
+    pub(super) fn note_boots(&mut self) {
+        for generation in &mut self.generations {
+            let booted = self
+                .workers
+                .iter()
+                .filter(|w| w.generation == generation.id);
+            let booted = booted
+                .filter(|w| generation.heartbeats.slot(w.slot, 0).view().booted)
+                .count();
+            if booted > 0 {
+                generation.booted = true;
+                self.boot_failures = 0;
+            }
+        }
+        let current = self.current().id;
+        if self.reloading
+            && self.workers.missing(current, self.target) == 0
+            && self.all_booted(current)
+        {
+            self.reloading = false;
+            let old = self.workers.older_than(current);
+            tracing::info!("reload complete; retiring {} old workers", old.len());
+            self.retire(&old);
+        }
+    }
+
+    fn all_booted(&self, generation: u64) -> bool {
+        let Some(gen) = self.generation(generation) else {
+            return false;
+        };
+        self.workers
+            .iter()
+            .filter(|w| w.generation == generation)
+            .all(|w| gen.heartbeats.slot(w.slot, 0).view().booted)
+    }
+
+    /// Asks workers to finish their requests and exit, SIGKILL at graceful_timeout.
+    fn retire(&mut self, pids: &[i32]) {
+        let deadline = monotonic_ms() + self.settings().graceful_timeout.as_millis() as u64;
+        for &pid in pids {
+            if let Some(worker) = self.workers.get_mut(pid) {
+                worker.retire_deadline_ms = Some(deadline);
+            }
+            process::send_signal(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Kills workers that ran past `timeout`, naming what they were doing (gunicorn's
+    /// murder_workers, with the request added), and retirees past their graceful deadline.
+    pub(super) fn murder_workers(&mut self) {
+        let now = monotonic_ms();
+        for pid in self.workers.overdue(now) {
+            tracing::warn!("Worker (pid:{pid}) did not finish within graceful_timeout; killing it");
+            self.kill(pid);
+        }
+        let mut aborted = Vec::new();
+        let mut overdue_aborts = Vec::new();
+        for worker in self.workers.iter() {
+            if let Some(sent) = worker.abort_sent_ms {
+                if now.saturating_sub(sent) >= ABORT_GRACE_MS && !worker.killed {
+                    overdue_aborts.push(worker.pid);
+                }
+                continue;
+            }
+            let Some(generation) = self.generation(worker.generation) else {
+                continue;
+            };
+            let timeout_ms = generation.settings.timeout.as_millis() as u64;
+            let views = generation.heartbeats.view_worker(worker.slot);
+            if let Some(timeout) = find_timeout(worker, &views, now, timeout_ms) {
+                tracing::error!("WORKER TIMEOUT (pid:{}): {}", timeout.pid, timeout.reason);
+                process::send_signal(timeout.pid, Signal::SIGABRT);
+                aborted.push(timeout.pid);
+            }
+        }
+        for pid in aborted {
+            if let Some(worker) = self.workers.get_mut(pid) {
+                worker.abort_sent_ms = Some(now);
+            }
+        }
+        for pid in overdue_aborts {
+            self.kill(pid);
+        }
+    }
+
+    /// SIGKILL on purpose: the exit is then not taken for a crash or a failed boot.
+    pub(super) fn kill(&mut self, pid: i32) {
+        if let Some(worker) = self.workers.get_mut(pid) {
+            worker.killed = true;
+        }
+        process::send_signal(pid, Signal::SIGKILL);
+    }
+
+    pub(super) fn manage_workers(&mut self) {
+        let current = self.current().id;
+        let excess = self.workers.excess(current, self.target);
+        self.retire(&excess);
+        if monotonic_ms() < self.next_spawn_ms {
+            return;
+        }
+        for _ in 0..self.workers.missing(current, self.target) {
+            if !self.spawn_worker() || self.boot_failures > 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn log_exit(pid: i32, status: ExitStatus, killed: bool) {
+    match status {
+        ExitStatus::Signal(9) if killed => tracing::info!("Worker (pid:{pid}) killed"),
+        ExitStatus::Code(0) => tracing::debug!("worker {pid} exited"),
+        ExitStatus::Code(code) => tracing::error!("Worker (pid:{pid}) exited with code {code}"),
+        ExitStatus::Signal(9) => {
+            tracing::error!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?")
+        }
+        ExitStatus::Signal(sig) => tracing::error!("Worker (pid:{pid}) was killed by signal {sig}"),
+    }
+}

@@ -1,0 +1,67 @@
+"""Log output: gunicorn's error-log line format, the fixed lines, access log (default and custom format)."""
+import re
+
+import pytest
+
+from helpers.server import wait_until
+
+ERROR_LINE = re.compile(
+    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[(\d+)\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.+)$")
+ACCESS_TIME = r"\[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]"
+
+
+@pytest.fixture(scope="module")
+def server(module_server):
+    return module_server("basic", "--access-logfile", "-", "--workers", "2")
+
+
+def test_startup_lines(server):
+    assert re.search(rf"\[{server.pid}\] \[INFO\] Listening at: http://127\.0\.0\.1:{server.port} \({server.pid}\)$",
+                     server.log_text(), re.M)
+    assert re.search(rf"\[{server.pid}\] \[INFO\] Using worker: sync$", server.log_text(), re.M)
+    for pid in server.worker_pids():
+        assert re.search(rf"\[{pid}\] \[INFO\] Booting worker with pid: {pid}$", server.log_text(), re.M)
+
+
+def test_error_log_lines_have_gunicorn_format(server):
+    lines = [l for l in server.log_text().splitlines() if l.startswith("[")]
+    assert len(lines) >= 4
+    for line in lines:
+        assert ERROR_LINE.match(line), line
+
+
+def test_access_log_default_format(server):
+    server.get("/hello?x=1", headers={"User-Agent": "log-test/1.0", "Referer": "http://ref.example/"})
+    line = server.wait_for(r'^.*"GET /hello\?x=1 HTTP/1\.1".*$', stream=server.stdout)[0].group(0)
+    expected = rf'^127\.0\.0\.1 - - {ACCESS_TIME} "GET /hello\?x=1 HTTP/1\.1" 200 11 "http://ref\.example/" "log-test/1\.0"$'
+    assert re.match(expected, line), line
+
+
+def test_access_log_without_referer_and_agent(server):
+    server.raw(b"GET /status?code=204 HTTP/1.0\r\n\r\n")
+    line = server.wait_for(r'^.*"GET /status\?code=204 HTTP/1\.0".*$', stream=server.stdout)[0].group(0)
+    assert re.match(rf'^127\.0\.0\.1 - - {ACCESS_TIME} "GET /status\?code=204 HTTP/1\.0" 204 (?:0|-) "-" "-"$', line), line
+
+
+def test_access_log_custom_format(start_server):
+    srv = start_server("basic", "--access-logfile", "-", "--access-logformat", "%(m)s|%(U)s|%(q)s|%(s)s|%(h)s")
+    srv.request("POST", "/hello?a=b", body=b"xyz")
+    srv.wait_for(r"^POST\|/hello\|a=b\|200\|127\.0\.0\.1$", stream=srv.stdout)
+
+
+def test_log_files_and_shutdown_line(start_server, tmp_path):
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    srv = start_server("basic", "--access-logfile", access, "--error-logfile", errors)
+    assert srv.get("/hello").status == 200
+    wait_until(lambda: access.exists() and '"GET /hello HTTP/1.1" 200' in access.read_text(), 10,
+               message="the access log line in the file")
+    assert srv.stop() == 0
+    text = errors.read_text()
+    assert f"Listening at: http://127.0.0.1:{srv.port} ({srv.pid})" in text
+    assert re.search(rf"\[{srv.pid}\] \[INFO\] Shutting down: Master$", text, re.M)
+
+
+def test_app_traceback_goes_to_error_log(server):
+    assert server.get("/raise?when=before&token=logged").status == 500
+    server.wait_for_log(r"RuntimeError: boom-before-logged")
+    assert "Traceback (most recent call last)" in server.log_text()
