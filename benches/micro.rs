@@ -2,6 +2,7 @@
 //! request head, decoding a chunked body, validating a response's status and headers.
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rgunicorn::http::response::{validate_header, validate_status};
@@ -88,10 +89,20 @@ fn bench_response_checks(c: &mut Criterion) {
     });
 }
 
-criterion_group!(
-    benches,
-    bench_parse_head,
-    bench_chunked,
-    bench_response_checks
-);
+/// Criterion's defaults, or short runs when RGUNICORN_BENCH=quick (command-line flags still win).
+fn config() -> Criterion {
+    let quick = std::env::var("RGUNICORN_BENCH").is_ok_and(|v| v == "quick");
+    match quick {
+        true => Criterion::default()
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(1)),
+        false => Criterion::default(),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_parse_head, bench_chunked, bench_response_checks
+}
 criterion_main!(benches);

@@ -120,6 +120,43 @@ pub fn set_process_title(title: &str) {
     }
 }
 
+/// gunicorn's --daemon: detach from the terminal and the session (fork, setsid, fork), with the
+/// standard streams on /dev/null. The original process exits 0 at once.
+pub fn daemonize() -> Result<()> {
+    for step in 0..2 {
+        if let Forked::Parent { .. } = fork()? {
+            exit_immediately(0);
+        }
+        if step == 0 {
+            nix::unistd::setsid().map_err(|e| Error::io("setsid", e.into()))?;
+        }
+    }
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| Error::io("open /dev/null", e))?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors replaces them atomically; `null` stays open
+        // for the duration of the call.
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), target) };
+    }
+    Ok(())
+}
+
+/// Makes INT and QUIT end the process at once with exit code 0, even while the thread that would
+/// otherwise notice is busy in the app (a worker's part of gunicorn's fast stop).
+pub fn exit_on_interrupt_or_quit() -> Result<()> {
+    for signal in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: the action only calls _exit, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(signal as i32, || signal_hook::low_level::exit(0))
+        }
+        .map_err(|e| Error::io("install a signal handler", e))?;
+    }
+    Ok(())
+}
+
 /// Unblocks every signal on the calling thread (a worker, once its handlers are installed; threads
 /// it started before keep theirs blocked, so signals reach the reactor thread).
 pub fn unblock_all_signals() {

@@ -290,27 +290,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn notifier_sends_datagrams_to_a_path_socket() {
-        let dir = std::env::temp_dir().join(format!("rg-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify.sock");
-        let _ = std::fs::remove_file(&path);
-        let receiver = UnixDatagram::bind(&path).unwrap();
-        let target = parse_notify_socket(path.to_str().unwrap()).unwrap();
+    fn sent(receiver: &UnixDatagram, notify_socket: &str) -> Vec<Vec<u8>> {
+        let target = parse_notify_socket(notify_socket).unwrap();
         let notifier = Notifier {
             target: Some(open(&target).unwrap()),
             watchdog: None,
         };
         assert!(notifier.enabled());
         notifier.ready("2 workers");
-        notifier.stopping();
-        let mut buf = [0u8; 256];
-        let n = receiver.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1\nSTATUS=2 workers");
-        let n = receiver.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"STOPPING=1");
+        notifier.main_pid(77);
+        let recv = || {
+            let mut buf = [0u8; 256];
+            let n = receiver.recv(&mut buf).unwrap();
+            buf[..n].to_vec()
+        };
+        vec![recv(), recv()]
+    }
+
+    #[test]
+    fn notifier_sends_datagrams_to_path_and_abstract_sockets() {
+        let want = [
+            b"READY=1\nSTATUS=2 workers".to_vec(),
+            b"MAINPID=77".to_vec(),
+        ];
+        let dir = std::env::temp_dir().join(format!("rg-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        assert_eq!(sent(&receiver, path.to_str().unwrap()), want);
         std::fs::remove_dir_all(&dir).unwrap();
+
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("rg-notify-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let receiver = UnixDatagram::bind_addr(&addr).unwrap();
+        assert_eq!(sent(&receiver, &format!("@{name}")), want);
     }
 
     #[test]

@@ -574,3 +574,24 @@ def test_idle_keepalive_connection_is_closed(start_server):
         idle = time.monotonic() - started
     assert closed and rest == b"", rest
     assert 0.7 <= idle < 3.0, idle
+
+
+def test_worker_connections_caps_open_connections(start_server):
+    """Past worker_connections a worker takes no new connection until one closes."""
+    capped = start_server("echo_request", "--threads", "2", "--worker-connections", "2")
+    idle = [socket.create_connection(capped.address(), timeout=10) for _ in range(2)]
+    try:
+        for sock in idle:
+            sock.sendall(b"GET /held HTTP/1.1\r\n")
+        time.sleep(0.3)
+        with open_raw(capped.address(), 10) as sock:
+            sock.sendall(get(b"/waiting", b"Connection: close"))
+            sock.settimeout(1.0)
+            with pytest.raises(socket.timeout):
+                sock.recv(1)
+            idle.pop().close()
+            raw, closed = recv_until_close(sock, 10)
+        assert closed and parse_responses(raw)[0].json()["PATH_INFO"] == "/waiting"
+    finally:
+        for sock in idle:
+            sock.close()

@@ -86,7 +86,7 @@ def test_term_lets_the_in_flight_request_finish(start_server):
 
 def test_term_stops_waiting_after_graceful_timeout(start_server):
     srv = start_server("basic", "--graceful-timeout", "1")
-    with srv.in_flight("overdue") as (stuck, _):
+    with srv.in_flight("overdue", max_ms=20000) as (stuck, _):
         srv.send_signal(signal.SIGTERM)
         assert srv.wait_exit(12) == 0, "TERM must not wait past graceful_timeout"
         assert outcome(stuck) != b"timeout", "the request must be cut short"
@@ -96,7 +96,7 @@ def test_term_stops_waiting_after_graceful_timeout(start_server):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT], ids=["INT", "QUIT"])
 def test_fast_stop_does_not_wait_for_requests(start_server, sig):
     srv = start_server("basic")
-    with srv.in_flight("fast") as (stuck, _):
+    with srv.in_flight("fast", max_ms=20000) as (stuck, _):
         srv.send_signal(sig)
         assert srv.wait_exit(12) == 0
         assert outcome(stuck) != b"timeout", "the request must be cut short"

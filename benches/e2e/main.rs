@@ -5,6 +5,7 @@
 //! seconds a scenario, `--full` (the default) for 15 s; any other word keeps only the scenarios
 //! whose id contains it. Exits 0 whether or not the targets are met: it is a report.
 
+mod baseline;
 mod client;
 mod mixed;
 mod procs;
@@ -133,6 +134,15 @@ fn prepare(paths: Paths, timing: Timing, django: bool) -> Bench {
     }
 }
 
+/// The first three fields of /proc/loadavg: other work on the machine skews every number.
+fn loadavg() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn progress(id: &str, label: &str, m: &report::Measured) {
     let what = match m {
         Ok(o) => o.shown.clone(),
@@ -202,9 +212,17 @@ fn main() {
         bench.paths.venv.display(),
         bench.logs.display()
     );
+    let load_before = loadavg();
     let results: Vec<ScenarioResult> = selected.iter().map(|s| run_scenario(s, &bench)).collect();
+    let django = selected.iter().any(|s| s.app == App::Django);
+    let baseline = baseline::report(&bench, django);
     let (table, tally) = report::table(&results);
-    println!("\n{table}\n");
+    println!("\n{table}\n\n{baseline}\n");
+    println!(
+        "machine: {} CPUs; load average (1/5/15 min) {load_before} at start, {} at end",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
     println!("TARGETS MET: {}/{}", tally.met, tally.total);
     if tally.unmeasured > 0 {
         println!(

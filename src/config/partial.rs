@@ -144,13 +144,13 @@ partial_settings! {
     #[arg(long, value_name = "STRING", value_delimiter = ',')]
     #[serde(default, deserialize_with = "list_or_csv")]
     forwarded_allow_ips: Vec<String>,
+    /// Headers (and values) that mark a request as https; TOML file only.
+    #[arg(skip)]
+    secure_scheme_headers: BTreeMap<String, String>,
     /// Accept a PROXY protocol v1 or v2 preamble at the start of each connection.
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     proxy_protocol: bool,
-    /// Headers (and values) that mark a request as https; TOML file only.
-    #[arg(skip)]
-    secure_scheme_headers: BTreeMap<String, String>,
 }
 
 /// TOML `bind`: one address or a list of them.

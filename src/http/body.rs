@@ -86,20 +86,49 @@ impl BodyReader {
 
     /// Appends up to `max` body bytes to `out`; returns how many, 0 only at the end of the body.
     pub fn read(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        self.read_guarded(max, out, false)
+    }
+
+    /// Appends bytes up to and including the next `\n`, at most `max`; returns how many.
+    pub fn read_line(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+        let start = out.len();
+        while out.len() - start < max {
+            let before = out.len();
+            if self.read_guarded(max - (before - start), out, true)? == 0
+                || out.last() == Some(&b'\n')
+            {
+                break;
+            }
+        }
+        Ok(out.len() - start)
+    }
+
+    /// A failed body stays failed: the stream position is unknown after an error.
+    fn read_guarded(
+        &mut self,
+        max: usize,
+        out: &mut Vec<u8>,
+        line: bool,
+    ) -> Result<usize, BodyError> {
         if self.failed {
             return Err(BodyError::Truncated);
         }
-        let result = self.read_inner(max, out);
+        let result = self.read_inner(max, out, line);
         self.failed = result.is_err();
         result
     }
 
-    fn read_inner(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
+    fn read_inner(
+        &mut self,
+        max: usize,
+        out: &mut Vec<u8>,
+        line: bool,
+    ) -> Result<usize, BodyError> {
         if max == 0 || self.is_done() {
             return Ok(0);
         }
         loop {
-            let got = self.take_buffered(max, out)?;
+            let got = self.take_buffered(max, out, line)?;
             if got > 0 {
                 self.count(got)?;
                 return Ok(got);
@@ -111,61 +140,26 @@ impl BodyReader {
         }
     }
 
-    /// Appends bytes up to and including the next `\n`, at most `max`; returns how many.
-    pub fn read_line(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
-        let start = out.len();
-        while out.len() - start < max {
-            let window = self.peek_len().min(max - (out.len() - start));
-            let window = if window == 0 { 1 } else { window };
-            let before = out.len();
-            if self.read(window, out)? == 0 {
-                break;
+    /// Moves buffered body bytes to `out`: at most `max`, and with `line` no further than the
+    /// first `\n`, so nothing is ever read past what the caller takes.
+    fn take_buffered(
+        &mut self,
+        max: usize,
+        out: &mut Vec<u8>,
+        line: bool,
+    ) -> Result<usize, BodyError> {
+        let window = |available: &[u8]| {
+            let window = &available[..available.len().min(max)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(nl) if line => nl + 1,
+                _ => window.len(),
             }
-            if let Some(nl) = out[before..].iter().position(|&b| b == b'\n') {
-                let extra = out.len() - (before + nl + 1);
-                self.unread_tail(out, extra);
-                break;
-            }
-        }
-        Ok(out.len() - start)
-    }
-
-    /// How many body bytes are available without touching the socket.
-    fn peek_len(&self) -> usize {
-        match &self.framing {
-            Framing::Length(left) => self
-                .conn
-                .unread()
-                .len()
-                .min(usize::try_from(*left).unwrap_or(usize::MAX)),
-            Framing::Chunked { decoded, pos, .. } => decoded.len() - pos,
-        }
-    }
-
-    /// Gives back the last `extra` bytes of `out` (read past a line end) to the body stream.
-    fn unread_tail(&mut self, out: &mut Vec<u8>, extra: usize) {
-        if extra == 0 {
-            return;
-        }
-        let tail = out.split_off(out.len() - extra);
-        self.received -= extra as u64;
+        };
         match &mut self.framing {
             Framing::Length(left) => {
-                *left += extra as u64;
-                self.conn.pos -= extra;
-            }
-            Framing::Chunked { pos, .. } => *pos -= tail.len(),
-        }
-    }
-
-    fn take_buffered(&mut self, max: usize, out: &mut Vec<u8>) -> Result<usize, BodyError> {
-        match &mut self.framing {
-            Framing::Length(left) => {
+                let limit = usize::try_from(*left).unwrap_or(usize::MAX);
                 let unread = self.conn.unread();
-                let n = unread
-                    .len()
-                    .min(max)
-                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = window(&unread[..unread.len().min(limit)]);
                 out.extend_from_slice(&unread[..n]);
                 self.conn.consume(n);
                 *left -= n as u64;
@@ -184,7 +178,7 @@ impl BodyReader {
                         .map_err(BodyError::Parse)?;
                     self.conn.consume(used);
                 }
-                let n = (decoded.len() - *pos).min(max);
+                let n = window(&decoded[*pos..]);
                 out.extend_from_slice(&decoded[*pos..*pos + n]);
                 *pos += n;
                 Ok(n)

@@ -43,64 +43,81 @@ impl AsFd for Stream {
 }
 
 /// The connection plus read-ahead buffer, handed from the reactor to the request thread and back.
+/// `buf[pos..end]` is received but unread; the buffer keeps its length (zeroed once when it
+/// grows) so reads never clear memory.
 pub struct ConnIo {
     pub stream: Arc<Stream>,
-    /// Bytes received but not yet consumed; `buf[pos..]` is unread.
-    pub buf: Vec<u8>,
+    buf: Vec<u8>,
     pub pos: usize,
+    end: usize,
     pub io_timeout: Duration,
 }
+
+/// Room kept free at the end of the buffer before each read.
+const READ_ROOM: usize = 16 * 1024;
+/// Blocking reads (request bodies) ask for more at once.
+const BODY_READ_ROOM: usize = 64 * 1024;
 
 impl ConnIo {
     pub fn new(stream: Arc<Stream>, io_timeout: Duration) -> Self {
         ConnIo {
             stream,
-            buf: Vec::with_capacity(8192),
+            buf: Vec::new(),
             pos: 0,
+            end: 0,
             io_timeout,
         }
     }
 
     pub fn unread(&self) -> &[u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..self.end]
     }
 
     pub fn consume(&mut self, n: usize) {
         self.pos += n;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
+        if self.pos == self.end {
             self.pos = 0;
+            self.end = 0;
         }
     }
 
     /// Moves unread bytes to the front so the buffer does not grow across pipelined requests.
     pub fn compact(&mut self) {
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.pos = 0;
         }
+    }
+
+    /// The free tail to read into, at least `room` bytes.
+    fn room(&mut self, room: usize) -> &mut [u8] {
+        self.compact();
+        if self.buf.len() < self.end + room {
+            self.buf.resize(self.end + room, 0);
+        }
+        &mut self.buf[self.end..]
     }
 
     fn deadline(&self) -> Instant {
         Instant::now() + self.io_timeout
     }
 
-    /// Blocking: appends at least one byte from the socket to the buffer; Ok(0) at end of stream.
-    pub fn fill(&mut self) -> io::Result<usize> {
-        self.compact();
-        let len = self.buf.len();
-        let want = 64 * 1024;
-        self.buf.resize(len + want, 0);
-        let deadline = self.deadline();
-        let result = sockio::read_some(self.stream.as_fd(), &mut self.buf[len..], deadline);
-        let got = *result.as_ref().unwrap_or(&0);
-        self.buf.truncate(len + got);
-        result
+    /// Non-blocking: appends what the socket has (WouldBlock when nothing), for the reactor.
+    pub fn read_available(&mut self) -> io::Result<usize> {
+        let stream = self.stream.clone();
+        let got = stream.try_read(self.room(READ_ROOM))?;
+        self.end += got;
+        Ok(got)
     }
 
-    /// Blocking: reads straight into `out` (bypassing the buffer), for large body reads.
-    pub fn read_direct(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        sockio::read_some(self.stream.as_fd(), out, self.deadline())
+    /// Blocking: appends at least one byte from the socket to the buffer; Ok(0) at end of stream.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        let deadline = self.deadline();
+        let stream = self.stream.clone();
+        let got = sockio::read_some(stream.as_fd(), self.room(BODY_READ_ROOM), deadline)?;
+        self.end += got;
+        Ok(got)
     }
 
     pub fn shutdown_write(&self) {

@@ -76,22 +76,13 @@ pub async fn read_body_ahead(
                 return Err(Refusal::new(408, "timed out reading the request body"));
             }
         }
-        match read_some(conn) {
+        match conn.read_available() {
             Ok(0) => return Err(truncated()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return Err(truncated()),
         }
     }
-}
-
-fn read_some(conn: &mut ConnIo) -> io::Result<usize> {
-    conn.compact();
-    let len = conn.buf.len();
-    conn.buf.resize(len + 16 * 1024, 0);
-    let result = conn.stream.try_read(&mut conn.buf[len..]);
-    conn.buf.truncate(len + *result.as_ref().unwrap_or(&0));
-    result
 }
 
 #[cfg(test)]
@@ -124,7 +115,7 @@ mod tests {
                     break head;
                 }
                 conn.stream.readable().await.unwrap();
-                let _ = read_some(&mut conn);
+                let _ = conn.read_available();
             };
             let idle = Duration::from_millis(300);
             let verdict = read_body_ahead(&mut conn, &head, idle, limit).await;

@@ -356,20 +356,11 @@ async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool) -> Head
             ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = tokio::time::sleep_until(deadline) => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
         }
-        match read_available(conn) {
+        match conn.read_available() {
             Ok(0) => return HeadRead::Closed,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return HeadRead::Closed,
         }
     }
-}
-
-fn read_available(conn: &mut ConnIo) -> io::Result<usize> {
-    conn.compact();
-    let len = conn.buf.len();
-    conn.buf.resize(len + 16 * 1024, 0);
-    let result = conn.stream.try_read(&mut conn.buf[len..]);
-    conn.buf.truncate(len + *result.as_ref().unwrap_or(&0));
-    result
 }

@@ -4,6 +4,7 @@
 mod reexec;
 mod signals;
 mod spawn;
+mod startup;
 mod supervise;
 mod workers;
 
@@ -20,6 +21,9 @@ use crate::process::{self, current_pid, monotonic_ms};
 use crate::sockets::Listener;
 use crate::wsgi::{self, App};
 use crate::{Error, Result};
+
+/// The master wakes at least this often to reap, check heartbeats and keep the worker count.
+const TICK: Duration = Duration::from_secs(1);
 use signals::SignalQueue;
 use workers::WorkerSet;
 
@@ -78,6 +82,14 @@ struct Arbiter {
     exit_code: i32,
     /// The new master started by USR2, while it runs.
     reexec_pid: Option<i32>,
+    notifier: crate::systemd::Notifier,
+    pidfile: Option<crate::pidfile::Pidfile>,
+    /// The workers' user and group, when they drop privileges.
+    identity: Option<crate::privileges::Identity>,
+    sockets_from_systemd: bool,
+    /// How many booted workers systemd was last told about (None before READY=1).
+    announced_workers: Option<usize>,
+    next_watchdog_ms: u64,
 }
 
 /// Runs the server until it is told to stop; returns the process exit code.
@@ -85,9 +97,8 @@ pub fn run(settings: Settings, argv: Vec<OsString>, env: Environment) -> Result<
     tracing::info!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION"));
     let dir = std::env::current_dir().map_err(|e| Error::io("read working directory", e))?;
     let settings = resolve_paths(settings, &dir)?;
-    let listeners = reexec::inherited_listeners()?
-        .map(Ok)
-        .unwrap_or_else(|| bind(&settings))?;
+    let prepared = startup::prepare(&settings)?;
+    let listeners = prepared.listeners;
     for listener in &listeners {
         tracing::info!("Listening at: {} ({})", listener.describe(), current_pid());
     }
@@ -116,15 +127,20 @@ pub fn run(settings: Settings, argv: Vec<OsString>, env: Environment) -> Result<
         next_spawn_ms: 0,
         exit_code: 0,
         reexec_pid: None,
+        notifier: crate::systemd::Notifier::from_env(),
+        pidfile: prepared.pidfile,
+        identity: prepared.identity,
+        sockets_from_systemd: prepared.sockets_from_systemd,
+        announced_workers: None,
+        next_watchdog_ms: 0,
     };
+    if reexec::is_upgrade() {
+        arbiter.notifier.main_pid(current_pid());
+    }
     arbiter.run_loop();
     arbiter.clean_up();
     tracing::info!("Shutting down: Master");
     Ok(arbiter.exit_code)
-}
-
-fn bind(settings: &Settings) -> Result<Vec<Listener>> {
-    crate::sockets::bind_all(&settings.bind, settings.backlog, settings.reuse_port)
 }
 
 /// gunicorn's chdir happens in the master before anything loads; paths given relative to where
@@ -173,7 +189,7 @@ impl Arbiter {
             let delivered = self
                 .signals
                 .as_ref()
-                .map(|s| s.wait(Duration::from_secs(1)))
+                .map(|s| s.wait(self.until_next_duty()))
                 .unwrap_or_default();
             for signal in delivered {
                 self.handle_signal(signal);
@@ -181,6 +197,7 @@ impl Arbiter {
             self.reap_workers();
             self.note_boots();
             self.murder_workers();
+            self.tell_systemd();
             match self.phase {
                 Phase::Running => self.manage_workers(),
                 Phase::Stopping { deadline_ms } => {
@@ -223,6 +240,7 @@ impl Arbiter {
     /// Graceful (TERM) or fast (QUIT) stop of every worker, bounded by graceful_timeout.
     fn stop(&mut self, signal: Signal) {
         if let Phase::Running = self.phase {
+            self.notifier.stopping();
             let deadline_ms = monotonic_ms() + self.settings().graceful_timeout.as_millis() as u64;
             self.phase = Phase::Stopping { deadline_ms };
         }
@@ -238,6 +256,8 @@ impl Arbiter {
     /// HUP: re-read the configuration and start a new generation of workers beside the running
     /// one; the old generation retires only once the new one serves (see `supervise`).
     fn reload(&mut self) {
+        self.notifier.reloading();
+        self.announced_workers = None;
         let fresh = config::reload(self.settings(), self.launch.argv.clone(), &self.launch.env)
             .and_then(|settings| resolve_paths(settings, &self.launch.dir));
         let settings = match fresh {
@@ -263,7 +283,7 @@ impl Arbiter {
     }
 
     fn clean_up(&mut self) {
-        if self.reexec_pid.is_none() {
+        if self.reexec_pid.is_none() && !self.sockets_from_systemd {
             for listener in &self.listeners {
                 listener.remove_file();
             }

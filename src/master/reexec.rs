@@ -10,6 +10,16 @@ use crate::{Error, Result};
 /// The environment variable naming the inherited listener fds, as gunicorn's GUNICORN_FD.
 const FDS_VAR: &str = "RGUNICORN_FD";
 
+/// Set for a new master started by USR2 (cleared once read).
+const UPGRADE_VAR: &str = "RGUNICORN_UPGRADE";
+
+/// Whether this master was started by an old one's USR2 (to announce MAINPID=).
+pub(super) fn is_upgrade() -> bool {
+    let upgrade = std::env::var_os(UPGRADE_VAR).is_some();
+    std::env::remove_var(UPGRADE_VAR);
+    upgrade
+}
+
 /// The listeners handed over by an old master, if we are a new master started by USR2.
 pub(super) fn inherited_listeners() -> Result<Option<Vec<Listener>>> {
     let Ok(list) = std::env::var(FDS_VAR) else {
@@ -35,12 +45,21 @@ impl Arbiter {
         if let Some(pid) = self.reexec_pid {
             return tracing::warn!("USR2 ignored: the new master (pid {pid}) is still running");
         }
+        if let Some(pidfile) = &mut self.pidfile {
+            if let Err(error) = pidfile.rename_to_oldbin() {
+                return tracing::error!("USR2 failed: {error}");
+            }
+        }
         match self.spawn_new_master() {
             Ok(pid) => {
                 tracing::info!("started a new master (pid {pid}) with the listening sockets");
                 self.reexec_pid = Some(pid);
+                self.notifier.main_pid(pid);
             }
-            Err(error) => tracing::error!("USR2 failed: {error}"),
+            Err(error) => {
+                tracing::error!("USR2 failed: {error}");
+                self.restore_pidfile();
+            }
         }
     }
 
@@ -55,10 +74,13 @@ impl Arbiter {
             listener.set_inheritable(true)?;
         }
         let args = self.launch.argv.iter().skip(1);
+        // The new master pings the watchdog itself once systemd follows its MAINPID=.
         let spawned = Command::new(exe)
             .args(args)
             .current_dir(&self.launch.dir)
             .env(FDS_VAR, fds.join(","))
+            .env(UPGRADE_VAR, "1")
+            .env_remove("WATCHDOG_PID")
             .spawn();
         for listener in &self.listeners {
             listener.set_inheritable(false)?;
@@ -73,6 +95,16 @@ impl Arbiter {
             self.reexec_pid
         );
         self.reexec_pid = None;
+        self.restore_pidfile();
+        self.notifier.main_pid(crate::process::current_pid());
+    }
+
+    fn restore_pidfile(&mut self) {
+        if let Some(pidfile) = &mut self.pidfile {
+            if let Err(error) = pidfile.restore_name() {
+                tracing::error!("{error}");
+            }
+        }
     }
 }
 

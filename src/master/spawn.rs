@@ -51,6 +51,7 @@ impl Arbiter {
             heartbeats: generation.heartbeats.clone(),
             slot,
             preloaded: self.preloaded.as_ref(),
+            identity: self.identity.as_ref(),
         });
         std::process::exit(code)
     }

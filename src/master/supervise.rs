@@ -67,6 +67,55 @@ impl Arbiter {
         self.next_spawn_ms = monotonic_ms() + delay;
     }
 
+    /// READY=1 once the workers serve (again, after a reload), STATUS= when their number
+    /// changes, and the watchdog ping when it is due.
+    pub(super) fn tell_systemd(&mut self) {
+        let now = monotonic_ms();
+        if let Some(interval) = self.notifier.watchdog_interval() {
+            if now >= self.next_watchdog_ms {
+                self.notifier.watchdog();
+                self.next_watchdog_ms = now + interval.as_millis() as u64;
+            }
+        }
+        if !matches!(self.phase, Phase::Running) || self.reloading {
+            return;
+        }
+        let booted = self.booted_workers();
+        match self.announced_workers {
+            None if booted >= self.target.max(1) => {
+                self.notifier.ready(&format!("{booted} workers"))
+            }
+            Some(previous) if previous != booted => {
+                self.notifier.status(&format!("{booted} workers"))
+            }
+            _ => return,
+        }
+        self.announced_workers = Some(booted);
+    }
+
+    fn booted_workers(&self) -> usize {
+        let booted = |w: &&super::workers::Worker| {
+            self.generation(w.generation)
+                .is_some_and(|g| g.heartbeats.slot(w.slot, 0).view().booted)
+        };
+        self.workers
+            .iter()
+            .filter(|w| w.retire_deadline_ms.is_none())
+            .filter(booted)
+            .count()
+    }
+
+    /// How long the loop may sleep: the tick, or less when the watchdog is due sooner.
+    pub(super) fn until_next_duty(&self) -> std::time::Duration {
+        match self.notifier.watchdog_interval() {
+            Some(_) => {
+                let left = self.next_watchdog_ms.saturating_sub(monotonic_ms());
+                super::TICK.min(std::time::Duration::from_millis(left))
+            }
+            None => super::TICK,
+        }
+    }
+
     fn abandon_reload(&mut self) {
         let failed = self.generations.pop().expect("a reload generation");
         tracing::error!(

@@ -31,12 +31,19 @@ pub struct WorkerContext<'a> {
     pub slot: usize,
     /// The app the master imported itself (preload_app).
     pub preloaded: Option<&'a App>,
+    /// The user and group to run as (the master keeps its own, to bind and re-exec).
+    pub identity: Option<&'a crate::privileges::Identity>,
 }
 
 /// Runs the worker to the end and returns its exit code.
 pub fn run(ctx: WorkerContext<'_>) -> i32 {
     let pid = current_pid();
     set_process_title(&title(ctx.settings));
+    if let Some(identity) = ctx.identity {
+        if let Err(error) = crate::privileges::drop_to(identity) {
+            return boot_failed(&error, WORKER_BOOT_ERROR);
+        }
+    }
     tracing::info!("Booting worker with pid: {pid}");
     let handler = match boot(&ctx) {
         Ok(handler) => handler,
@@ -173,20 +180,21 @@ fn serve_until_stopped(
         .collect::<crate::Result<Vec<_>>>();
     let listeners = listeners.map_err(|e| std::io::Error::other(e.to_string()))?;
     let config = serve_config(settings);
-    let heartbeats = ctx.heartbeats.clone();
-    let slot = ctx.slot;
+    let duties = Duties {
+        heartbeats: ctx.heartbeats.clone(),
+        slot: ctx.slot,
+        reload: settings.reload,
+    };
     if config.threads == 1 {
         let runner = Runner::Inline(handler);
-        return wsgi::hold_thread_state(move || {
-            reactor(listeners, runner, config, heartbeats, slot)
-        });
+        return wsgi::hold_thread_state(move || reactor(listeners, runner, config, duties));
     }
     let (jobs, receiver) = mpsc::channel();
     let receiver = Arc::new(Mutex::new(receiver));
     let threads = (0..config.threads)
         .map(|index| spawn_request_thread(index, handler.clone(), receiver.clone()))
         .collect::<std::io::Result<Vec<_>>>()?;
-    let end = reactor(listeners, Runner::Pool(jobs), config, heartbeats, slot);
+    let end = reactor(listeners, Runner::Pool(jobs), config, duties);
     for thread in threads {
         let _ = thread.join();
     }
@@ -211,32 +219,59 @@ fn reactor(
     listeners: Vec<Listener>,
     runner: Runner,
     config: ServeConfig,
-    heartbeats: Arc<Heartbeats>,
-    slot: usize,
+    duties: Duties,
 ) -> std::io::Result<ServeEnd> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
-        watch_signals(stop_tx)?;
+        watch_signals(stop_tx.clone())?;
         crate::process::unblock_all_signals();
-        tokio::spawn(beat(heartbeats, slot));
+        tokio::spawn(beat(duties.heartbeats, duties.slot));
+        if duties.reload {
+            tokio::spawn(watch_code(stop_tx));
+        }
         serve(listeners, runner, config, stop_rx).await
     })
 }
 
+/// What the reactor thread does besides serving.
+struct Duties {
+    heartbeats: Arc<Heartbeats>,
+    slot: usize,
+    /// `reload`: stop (and so be replaced with fresh code) when an imported Python file changes.
+    reload: bool,
+}
+
+/// gunicorn's `--reload` for development: polls the files of the imported modules once a second.
+async fn watch_code(stop: watch::Sender<bool>) {
+    let mut known = wsgi::module_mtimes();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for (path, mtime) in wsgi::module_mtimes() {
+            if known.get(&path).is_some_and(|seen| *seen != mtime) {
+                tracing::info!("Worker reloading: {} modified", path.display());
+                let _ = stop.send(true);
+                return;
+            }
+            known.insert(path, mtime);
+        }
+    }
+}
+
+/// TERM drains; INT and QUIT end the worker at once, even mid-request (gunicorn's fast stop);
+/// USR1 reopens the logs.
 fn watch_signals(stop: watch::Sender<bool>) -> std::io::Result<()> {
+    crate::process::exit_on_interrupt_or_quit()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut term = signal(SignalKind::terminate())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => { let _ = stop.send(true); }
-                _ = quit.recv() => std::process::exit(0),
-                _ = interrupt.recv() => std::process::exit(0),
                 _ = usr1.recv() => { let _ = crate::logging::reopen(); }
             }
         }

@@ -25,7 +25,10 @@ pub fn load_app(spec: &str) -> Result<Py<PyAny>> {
 /// The full traceback of a Python exception, as `traceback.format_exception` renders it.
 pub fn format_error(py: Python<'_>, error: &PyErr) -> String {
     let formatted = loader(py)
-        .and_then(|m| m.getattr("format_exception")?.call1((error.value(py),)))
+        .and_then(|m| {
+            m.getattr("format_exception")?
+                .call1((error.value(py), error.traceback(py)))
+        })
         .and_then(|text| text.extract::<String>());
     formatted.unwrap_or_else(|_| error.to_string())
 }

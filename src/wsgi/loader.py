@@ -36,6 +36,6 @@ def load(spec):
     return app
 
 
-def format_exception(error):
+def format_exception(error, tb):
     import traceback
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return "".join(traceback.format_exception(type(error), error, tb))

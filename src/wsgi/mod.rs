@@ -38,6 +38,34 @@ impl App {
     }
 }
 
+/// The source files of every imported module and their modification times (for `reload`).
+pub fn module_mtimes() -> std::collections::HashMap<std::path::PathBuf, std::time::SystemTime> {
+    let files: Vec<String> = Python::attach(|py| {
+        let modules = py
+            .import("sys")?
+            .getattr("modules")?
+            .call_method0("values")?;
+        let mut files = Vec::new();
+        for module in modules.try_iter()? {
+            if let Ok(file) = module?
+                .getattr("__file__")
+                .and_then(|f| f.extract::<String>())
+            {
+                files.push(file);
+            }
+        }
+        Ok::<_, PyErr>(files)
+    })
+    .unwrap_or_default();
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let mtime = std::fs::metadata(&file).and_then(|m| m.modified()).ok()?;
+            Some((std::path::PathBuf::from(file), mtime))
+        })
+        .collect()
+}
+
 /// Makes Python dump every thread's traceback to stderr on SIGABRT, which is how the master asks a
 /// timed-out worker what it was doing before killing it.
 pub fn enable_fault_handler() -> Result<()> {

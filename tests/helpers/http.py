@@ -76,36 +76,34 @@ def _parse_head(buf):
 def _parse_chunked(buf, pos, partial=False):
     """Returns (body, end position); raises IncompleteResponse or ValueError.
 
-    With `partial`, an unfinished body returns the complete chunks decoded so far instead.
+    With `partial`, an unfinished body returns what arrived of it instead of raising.
     """
     body = bytearray()
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            if partial:
-                return bytes(body), len(buf)
-            raise IncompleteResponse()
-        size_text = buf[pos:eol].split(b";")[0].strip()
-        size = int(size_text, 16)  # ValueError on garbage: a protocol error, reported
-        pos = eol + 2
-        if size == 0:
-            while True:  # trailers, then an empty line
-                eol = buf.find(b"\r\n", pos)
-                if eol < 0:
-                    if partial:
-                        return bytes(body), len(buf)
-                    raise IncompleteResponse()
-                line, pos = buf[pos:eol], eol + 2
-                if not line:
-                    return bytes(body), pos
-        if len(buf) < pos + size + 2:
-            if partial:
-                return bytes(body + buf[pos:pos + size]), len(buf)
-            raise IncompleteResponse()
-        body += buf[pos:pos + size]
-        if buf[pos + size:pos + size + 2] != b"\r\n":
-            raise ValueError("chunk not followed by CRLF")
-        pos += size + 2
+    try:
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                raise IncompleteResponse()
+            size = int(buf[pos:eol].split(b";")[0].strip(), 16)  # ValueError on garbage
+            pos = eol + 2
+            if size == 0:
+                while True:  # trailers, then an empty line
+                    eol = buf.find(b"\r\n", pos)
+                    if eol < 0:
+                        raise IncompleteResponse()
+                    line, pos = buf[pos:eol], eol + 2
+                    if not line:
+                        return bytes(body), pos
+            body += buf[pos:pos + size]
+            if len(buf) < pos + size + 2:
+                raise IncompleteResponse()
+            if buf[pos + size:pos + size + 2] != b"\r\n":
+                raise ValueError("chunk not followed by CRLF")
+            pos += size + 2
+    except IncompleteResponse:
+        if partial:
+            return bytes(body), len(buf)
+        raise
 
 
 def parse_response(buf, method="GET", eof=False):

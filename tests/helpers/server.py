@@ -25,6 +25,7 @@ REQUEST_TIMEOUT = 20.0
 
 LISTEN_RE = re.compile(r"Listening at: (?:http://(\[[^\]]+\]|[^:\s]+):(\d+)|unix:(\S+)) \((\d+)\)")
 BOOT_RE = re.compile(r"\[(\d+)\] \[\w+\] Booting worker with pid: (\d+)")
+_BOOT_LINE_RE = re.compile(BOOT_RE.pattern + r"[^\n]*\n")  # only lines written completely
 # Variables of the test runner that must not leak into the servers under test.
 SCRUBBED_ENV = ("RGUNICORN_CMD_ARGS", "GUNICORN_CMD_ARGS", "SCRIPT_NAME")
 
@@ -113,6 +114,7 @@ class Proc:
         self.file_log = _Stream(self._cond) if error_log else None
         self._workers = {}  # pid -> start time, as seen when its boot line arrived
         self._workers_lock = threading.Lock()
+        self._scanned = 0  # error-log offset up to which boot lines were recorded
         self.popen = subprocess.Popen(
             self.args, cwd=str(cwd or REPO), env=base_env(env), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -155,11 +157,12 @@ class Proc:
                 time.sleep(0.02)
 
     def _note_workers(self):
+        """Record each newly logged worker with its start time (scans only complete new lines)."""
         with self._workers_lock:
-            for m in BOOT_RE.finditer(self.log_text()):
-                pid = int(m.group(2))
-                if pid not in self._workers:
-                    self._workers[pid] = proc_start_time(pid)
+            text = self.log_text()
+            for m in _BOOT_LINE_RE.finditer(text, self._scanned):
+                self._workers.setdefault(int(m.group(2)), proc_start_time(int(m.group(2))))
+            self._scanned = max(self._scanned, text.rfind("\n") + 1)
 
     # -- reading ----------------------------------------------------------------------------
     @property
@@ -355,13 +358,13 @@ class Server(Proc):
         return int(self.wait_for_record(f"{token}.started", None, timeout))
 
     @contextlib.contextmanager
-    def in_flight(self, token, path=None, timeout=40):
+    def in_flight(self, token, path=None, timeout=40, max_ms=30000):
         """Run a GET in a background thread; yields (future, worker pid) once the app has it.
 
-        `path` defaults to /block?token=TOKEN&max_ms=30000, which only ends early on release().
+        `path` defaults to /block?token=TOKEN&max_ms=MAX_MS, which ends early only on release().
         """
         with ThreadPoolExecutor(1) as pool:
-            future = pool.submit(self.get, path or f"/block?token={token}&max_ms=30000", timeout=timeout)
+            future = pool.submit(self.get, path or f"/block?token={token}&max_ms={max_ms}", timeout=timeout)
             yield future, self.wait_started(token)
 
     def release(self, token):
