@@ -28,6 +28,74 @@ pub fn fork() -> Result<Forked> {
     }
 }
 
+/// Like `fork`, but the child is a child of our parent (clone with CLONE_PARENT): the zygote
+/// forks workers that the master reaps and signals as its own.
+pub fn fork_sibling() -> Result<Forked> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: a clone without CLONE_VM copies the address space like fork(2); the caller is
+    // single-threaded (the zygote), so no lock can be held by a thread the child would not have.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => Ok(Forked::Parent { child: pid as i32 }),
+        _ => Err(Error::io(
+            "fork a worker from the zygote",
+            std::io::Error::last_os_error(),
+        )),
+    }
+}
+
+/// Asks the kernel to SIGKILL this process when its parent dies (the zygote must not outlive
+/// the master).
+pub fn die_with_parent() {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+}
+
+/// One direction of a pipe between the master and the zygote, carrying 4-byte numbers.
+pub struct Channel {
+    read: std::os::fd::OwnedFd,
+    write: std::os::fd::OwnedFd,
+}
+
+impl Channel {
+    pub fn new() -> Result<Self> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::io("create a pipe", e.into()))?;
+        Ok(Channel { read, write })
+    }
+
+    pub fn send(&self, value: i32) -> Result<()> {
+        let bytes = value.to_le_bytes();
+        match nix::unistd::write(&self.write, &bytes) {
+            Ok(4) => Ok(()),
+            Ok(_) => Err(Error::io(
+                "write to the zygote pipe",
+                std::io::ErrorKind::WriteZero.into(),
+            )),
+            Err(e) => Err(Error::io("write to the zygote pipe", e.into())),
+        }
+    }
+
+    /// Waits up to `timeout` for a number; None on timeout or when the other side is gone.
+    pub fn receive(&self, timeout: std::time::Duration) -> Option<i32> {
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            self.read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let timeout =
+            nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
+        if !matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
+            return None;
+        }
+        let mut bytes = [0u8; 4];
+        match nix::unistd::read(&self.read, &mut bytes) {
+            Ok(4) => Some(i32::from_le_bytes(bytes)),
+            _ => None,
+        }
+    }
+}
+
 /// Sends `signal` to `pid`; false when the process is already gone.
 pub fn send_signal(pid: i32, signal: Signal) -> bool {
     nix::sys::signal::kill(Pid::from_raw(pid), signal).is_ok()

@@ -124,6 +124,18 @@ def test_layers_merge_key_by_key(toml_file):
     assert (cfg["workers"], cfg["threads"], float(cfg["timeout"])) == (3, 2, 7)
 
 
+@pytest.mark.parametrize("args, worker", [
+    (("-k", "sync"), "sync"),
+    (("--threads", "3"), "gthread"),
+    (("--log-level", "debug"), "sync"),
+    (("--log-level", "INFO", "--keep-alive", "3", "--graceful-timeout", "5"), "sync"),
+])
+def test_accepted_options_start_the_server(start_server, args, worker):
+    srv = start_server("basic", *args)
+    assert f"Using worker: {worker}" in srv.log_text()
+    assert srv.get("/hello").status == 200
+
+
 def test_server_runs_from_config_file(start_server, toml_file):
     path = toml_file('workers = 2\nthreads = 2\nbind = ["127.0.0.1:0"]\n')
     srv = start_server("basic", "-c", path, bind=False, workers=2)

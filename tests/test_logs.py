@@ -15,12 +15,17 @@ def server(module_server):
     return module_server("basic", "--access-logfile", "-", "--workers", "2")
 
 
+def access_line(server, request_line):
+    """The access-log line (on stdout) of the request with that request line."""
+    return server.wait_for(rf'^.*"{re.escape(request_line)}".*$', stream=server.stdout)[0].group(0)
+
+
 def test_startup_lines(server):
-    assert re.search(rf"\[{server.pid}\] \[INFO\] Listening at: http://127\.0\.0\.1:{server.port} \({server.pid}\)$",
-                     server.log_text(), re.M)
-    assert re.search(rf"\[{server.pid}\] \[INFO\] Using worker: sync$", server.log_text(), re.M)
+    log, master = server.log_text(), server.pid
+    assert re.search(rf"\[{master}\] \[INFO\] Listening at: http://127\.0\.0\.1:{server.port} \({master}\)$", log, re.M)
+    assert re.search(rf"\[{master}\] \[INFO\] Using worker: sync$", log, re.M)
     for pid in server.worker_pids():
-        assert re.search(rf"\[{pid}\] \[INFO\] Booting worker with pid: {pid}$", server.log_text(), re.M)
+        assert re.search(rf"\[{pid}\] \[INFO\] Booting worker with pid: {pid}$", log, re.M)
 
 
 def test_error_log_lines_have_gunicorn_format(server):
@@ -32,15 +37,16 @@ def test_error_log_lines_have_gunicorn_format(server):
 
 def test_access_log_default_format(server):
     server.get("/hello?x=1", headers={"User-Agent": "log-test/1.0", "Referer": "http://ref.example/"})
-    line = server.wait_for(r'^.*"GET /hello\?x=1 HTTP/1\.1".*$', stream=server.stdout)[0].group(0)
-    expected = rf'^127\.0\.0\.1 - - {ACCESS_TIME} "GET /hello\?x=1 HTTP/1\.1" 200 11 "http://ref\.example/" "log-test/1\.0"$'
-    assert re.match(expected, line), line
+    line = access_line(server, "GET /hello?x=1 HTTP/1.1")
+    assert re.fullmatch(rf'127\.0\.0\.1 - - {ACCESS_TIME} "GET /hello\?x=1 HTTP/1\.1" 200 11 '
+                        r'"http://ref\.example/" "log-test/1\.0"', line), line
 
 
 def test_access_log_without_referer_and_agent(server):
     server.raw(b"GET /status?code=204 HTTP/1.0\r\n\r\n")
-    line = server.wait_for(r'^.*"GET /status\?code=204 HTTP/1\.0".*$', stream=server.stdout)[0].group(0)
-    assert re.match(rf'^127\.0\.0\.1 - - {ACCESS_TIME} "GET /status\?code=204 HTTP/1\.0" 204 (?:0|-) "-" "-"$', line), line
+    line = access_line(server, "GET /status?code=204 HTTP/1.0")
+    assert re.fullmatch(rf'127\.0\.0\.1 - - {ACCESS_TIME} "GET /status\?code=204 HTTP/1\.0" 204 (?:0|-) "-" "-"',
+                        line), line
 
 
 def test_access_log_custom_format(start_server):

@@ -28,7 +28,12 @@ fn run(input: &[u8], pieces: &mut dyn Iterator<Item = usize>, max_out: usize) ->
                 // The connection is closed on an error: how far the decoder got is not part of
                 // the verdict (an erroring call reports no count), the error and the body are.
                 let error = Some(format!("{e:?}"));
-                return Outcome { body, consumed: 0, done: false, error };
+                return Outcome {
+                    body,
+                    consumed: 0,
+                    done: false,
+                    error,
+                };
             }
             Ok(used) => {
                 assert!(used <= buf.len());
@@ -36,7 +41,12 @@ fn run(input: &[u8], pieces: &mut dyn Iterator<Item = usize>, max_out: usize) ->
                 buf.drain(..used);
                 consumed += used;
                 if decoder.is_done() {
-                    return Outcome { body, consumed, done: true, error: None };
+                    return Outcome {
+                        body,
+                        consumed,
+                        done: true,
+                        error: None,
+                    };
                 }
                 if used > 0 || body.len() > before {
                     continue;
@@ -45,9 +55,17 @@ fn run(input: &[u8], pieces: &mut dyn Iterator<Item = usize>, max_out: usize) ->
         }
         // No progress: the decoder needs more input.
         if at == input.len() {
-            return Outcome { body, consumed, done: false, error: None };
+            return Outcome {
+                body,
+                consumed,
+                done: false,
+                error: None,
+            };
         }
-        let n = pieces.next().unwrap_or(usize::MAX).clamp(1, input.len() - at);
+        let n = pieces
+            .next()
+            .unwrap_or(usize::MAX)
+            .clamp(1, input.len() - at);
         buf.extend_from_slice(&input[at..at + n]);
         at += n;
     }

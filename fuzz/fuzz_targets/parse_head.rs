@@ -29,13 +29,18 @@ fn show(parsed: &Parsed) -> String {
 }
 
 fn check_head(buf: &[u8], head: &RequestHead, used: usize) {
-    assert!(used > 0 && used <= buf.len(), "used {used} of {}", buf.len());
+    assert!(
+        used > 0 && used <= buf.len(),
+        "used {used} of {}",
+        buf.len()
+    );
     assert!(buf[..used].ends_with(b"\r\n\r\n") || buf[..used].ends_with(b"\r\n"));
     for (name, value) in &head.headers {
         assert!(!name.is_empty(), "empty name");
         assert!(!name.contains('_'), "'_' name kept: {name}");
         assert!(
-            name.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_lowercase() && b != b':'),
+            name.bytes()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_lowercase() && b != b':'),
             "bad name {name:?}"
         );
         assert!(

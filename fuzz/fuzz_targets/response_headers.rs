@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 use rgunicorn::http::response::{validate_header, validate_status};
 
 fn wire_safe(text: &str) -> bool {
-    text.chars().all(|c| (c as u32) <= 0xff && !matches!(c, '\r' | '\n' | '\0'))
+    text.chars()
+        .all(|c| (c as u32) <= 0xff && !matches!(c, '\r' | '\n' | '\0'))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(status.starts_with(&code.to_string()) || status.starts_with('0'));
     }
     if validate_header(&name, &value).is_ok() {
-        assert!(wire_safe(&name) && wire_safe(&value), "{name:?}: {value:?} accepted");
+        assert!(
+            wire_safe(&name) && wire_safe(&value),
+            "{name:?}: {value:?} accepted"
+        );
         assert!(!name.is_empty() && !name.contains(':') && !name.contains(' '));
     }
 });

@@ -190,3 +190,16 @@ fn trailer_section_is_bounded() {
         ParseError::LimitRequestHeaders(_)
     ));
 }
+
+/// Found by the `chunked` fuzz target (fuzz/findings/chunked-harness-consumed-on-error): an
+/// empty chunk-size line is the same error however its CR and LF arrive.
+#[test]
+fn empty_size_line_is_an_error_for_every_split() {
+    for input in [&b"\r\nhello\r\n0\r\n\r\n"[..], b"\r\n", b" \r\n", b";x\r\n"] {
+        assert!(
+            matches!(error(input), ParseError::InvalidChunkSize(_)),
+            "{}",
+            input.escape_ascii()
+        );
+    }
+}

@@ -59,6 +59,17 @@ pub fn pool_thread_loop(handler: &dyn Handler, jobs: &Mutex<mpsc::Receiver<PoolJ
     }
 }
 
+/// What the worker is told to do, through the `shutdown` channel of `serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    Serve,
+    /// The whole server stops: also serve what the kernel already queued on the listeners
+    /// (gunicorn issue #3397), since nobody else will.
+    Drain,
+    /// Only this worker goes (reload, fewer workers): the queue is left to the others.
+    Retire,
+}
+
 /// Why `serve` returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ServeEnd {
@@ -72,25 +83,25 @@ struct Shared {
     threads: Semaphore,
     connections: Arc<Semaphore>,
     served: AtomicU64,
-    /// Stopping because of max_requests: the other workers go on, so the listen queue is theirs.
-    recycling: AtomicBool,
+    /// Stopping while other workers go on (max_requests, retirement): the listen queue is theirs.
+    leave_queue: AtomicBool,
     stop_tx: watch::Sender<bool>,
 }
 
-/// Serves until `shutdown` turns true (or max_requests is reached), then lets in-flight requests
+/// Serves until `shutdown` says stop (or max_requests is reached), then lets in-flight requests
 /// finish and returns once every connection is closed.
 pub async fn serve(
     listeners: Vec<Listener>,
     runner: Runner,
     config: ServeConfig,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Shutdown>,
 ) -> io::Result<ServeEnd> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         threads: Semaphore::new(config.threads),
         connections: Arc::new(Semaphore::new(config.worker_connections)),
         served: AtomicU64::new(0),
-        recycling: AtomicBool::new(false),
+        leave_queue: AtomicBool::new(false),
         config,
         runner,
         stop_tx,
@@ -106,7 +117,11 @@ pub async fn serve(
     }
     let mut stopped = stop_rx.clone();
     tokio::select! {
-        _ = shutdown.wait_for(|stop| *stop) => {}
+        how = shutdown.wait_for(|how| *how != Shutdown::Serve) => {
+            if how.map(|how| *how == Shutdown::Retire).unwrap_or(false) {
+                shared.leave_queue.store(true, Ordering::Relaxed);
+            }
+        }
         _ = stopped.wait_for(|stop| *stop) => {}
     }
     let _ = shared.stop_tx.send(true);
@@ -173,7 +188,7 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some((slot, accepted)) = next else {
-            if !shared.recycling.load(Ordering::Relaxed) {
+            if !shared.leave_queue.load(Ordering::Relaxed) {
                 sweep_accept_queue(&acceptor, &shared, &stop).await;
             }
             return;
@@ -295,7 +310,7 @@ fn is_last_request(shared: &Shared) -> bool {
     let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
     let limit = shared.config.max_requests;
     if limit > 0 && served >= limit {
-        shared.recycling.store(true, Ordering::Relaxed);
+        shared.leave_queue.store(true, Ordering::Relaxed);
         let _ = shared.stop_tx.send(true);
         return true;
     }

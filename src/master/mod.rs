@@ -7,6 +7,7 @@ mod spawn;
 mod startup;
 mod supervise;
 mod workers;
+mod zygote;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ struct Generation {
     heartbeats: Arc<Heartbeats>,
     /// Whether any worker of this generation finished booting.
     booted: bool,
+    /// The process its workers are forked from, once started.
+    zygote: Option<zygote::Zygote>,
 }
 
 impl Generation {
@@ -48,6 +51,7 @@ impl Generation {
             settings: Arc::new(settings),
             heartbeats,
             booted: false,
+            zygote: None,
         })
     }
 }

@@ -18,6 +18,9 @@ impl Arbiter {
             return false;
         };
         generation.heartbeats.reset_worker(slot, monotonic_ms());
+        if self.uses_zygote() {
+            return self.spawn_from_zygote(id, slot);
+        }
         let mask = signals::block_all();
         let forked = match &self.preloaded {
             Some(_) => wsgi::fork_with_python(process::fork, |r| matches!(r, Ok(Forked::Child))),
@@ -32,6 +35,20 @@ impl Arbiter {
             }
             Err(error) => {
                 signals::restore_mask(&mask);
+                tracing::error!("{error}");
+                false
+            }
+        }
+    }
+
+    fn spawn_from_zygote(&mut self, generation: u64, slot: usize) -> bool {
+        match self.fork_from_zygote(slot) {
+            Ok(Some(pid)) => {
+                self.workers.add(pid, generation, slot, monotonic_ms());
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
                 tracing::error!("{error}");
                 false
             }

@@ -17,6 +17,13 @@ impl Arbiter {
                 self.reexec_ended(status);
                 continue;
             }
+            if let Some((generation, before_ready)) = self.zygote_exited(pid) {
+                log_exit(pid, status, false);
+                if before_ready && matches!(self.phase, Phase::Running) {
+                    self.boot_failed(generation, status);
+                }
+                continue;
+            }
             let Some(worker) = self.workers.remove(pid) else {
                 continue;
             };
@@ -107,6 +114,9 @@ impl Arbiter {
 
     /// How long the loop may sleep: the tick, or less when the watchdog is due sooner.
     pub(super) fn until_next_duty(&self) -> std::time::Duration {
+        if self.zygote_booting() {
+            return std::time::Duration::from_millis(20);
+        }
         match self.notifier.watchdog_interval() {
             Some(_) => {
                 let left = self.next_watchdog_ms.saturating_sub(monotonic_ms());
@@ -173,14 +183,15 @@ impl Arbiter {
             .all(|w| gen.heartbeats.slot(w.slot, 0).view().booted)
     }
 
-    /// Asks workers to finish their requests and exit, SIGKILL at graceful_timeout.
+    /// Asks workers to finish their requests and exit (USR2: "retire", leaving the listen queue
+    /// to the workers that stay), SIGKILL at graceful_timeout.
     fn retire(&mut self, pids: &[i32]) {
         let deadline = monotonic_ms() + self.settings().graceful_timeout.as_millis() as u64;
         for &pid in pids {
             if let Some(worker) = self.workers.get_mut(pid) {
                 worker.retire_deadline_ms = Some(deadline);
             }
-            process::send_signal(pid, Signal::SIGTERM);
+            process::send_signal(pid, Signal::SIGUSR2);
         }
     }
 

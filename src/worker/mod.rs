@@ -2,6 +2,7 @@
 //! request threads, the heartbeat and the worker's own signals. Returns an exit code; never forks
 //! and never touches other workers.
 mod observe;
+pub mod zygote;
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::{Settings, WorkerClass};
 use crate::heartbeat::Heartbeats;
-use crate::http::server::{pool_thread_loop, ServeEnd};
+use crate::http::server::{pool_thread_loop, ServeEnd, Shutdown};
 use crate::http::{serve, ExchangeConfig, Handler, Limits, Runner, ServeConfig};
 use crate::logging::AccessLog;
 use crate::process::{current_pid, monotonic_ms, parent_pid, set_process_title};
@@ -100,13 +101,13 @@ fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
     )))
 }
 
-fn boot_failed(error: &crate::Error, code: i32) -> i32 {
+pub(crate) fn boot_failed(error: &crate::Error, code: i32) -> i32 {
     tracing::error!("{error}");
     code
 }
 
 /// raw_env goes into the worker's environment (the master already changed directory).
-fn apply_environment(settings: &Settings) -> crate::Result<()> {
+pub(crate) fn apply_environment(settings: &Settings) -> crate::Result<()> {
     for (key, value) in &settings.raw_env {
         std::env::set_var(key, value);
     }
@@ -225,7 +226,7 @@ fn reactor(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(Shutdown::Serve);
         watch_signals(stop_tx.clone())?;
         crate::process::unblock_all_signals();
         tokio::spawn(beat(duties.heartbeats, duties.slot));
@@ -245,7 +246,7 @@ struct Duties {
 }
 
 /// gunicorn's `--reload` for development: polls the files of the imported modules once a second.
-async fn watch_code(stop: watch::Sender<bool>) {
+async fn watch_code(stop: watch::Sender<Shutdown>) {
     let mut known = wsgi::module_mtimes();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -253,7 +254,7 @@ async fn watch_code(stop: watch::Sender<bool>) {
         for (path, mtime) in wsgi::module_mtimes() {
             if known.get(&path).is_some_and(|seen| *seen != mtime) {
                 tracing::info!("Worker reloading: {} modified", path.display());
-                let _ = stop.send(true);
+                let _ = stop.send(Shutdown::Retire);
                 return;
             }
             known.insert(path, mtime);
@@ -261,17 +262,20 @@ async fn watch_code(stop: watch::Sender<bool>) {
     }
 }
 
-/// TERM drains; INT and QUIT end the worker at once, even mid-request (gunicorn's fast stop);
-/// USR1 reopens the logs.
-fn watch_signals(stop: watch::Sender<bool>) -> std::io::Result<()> {
+/// TERM drains (the server stops: queued connections are served too); USR2 retires this worker
+/// alone (the master sends it on reload and TTOU); INT and QUIT end the worker at once, even
+/// mid-request (gunicorn's fast stop); USR1 reopens the logs.
+fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     crate::process::exit_on_interrupt_or_quit()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => { let _ = stop.send(true); }
+                _ = term.recv() => { let _ = stop.send(Shutdown::Drain); }
+                _ = usr2.recv() => { let _ = stop.send(Shutdown::Retire); }
                 _ = usr1.recv() => { let _ = crate::logging::reopen(); }
             }
         }

@@ -30,13 +30,15 @@ fn interpreter_executable(virtualenv: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
-/// Starts CPython once per process (no-op when preload already did) and leaves the GIL released.
+/// Starts CPython once per process and sets up sys.path (nothing to do in a worker forked from
+/// an interpreter that already did: preload or the zygote); leaves the GIL released.
 pub fn initialize(setup: &PythonSetup) -> Result<()> {
     // SAFETY: Py_IsInitialized may be called at any time.
-    if unsafe { ffi::Py_IsInitialized() } == 0 {
-        let executable = interpreter_executable(setup.virtualenv.as_deref());
-        init_from_config(executable.as_deref())?;
+    if unsafe { ffi::Py_IsInitialized() } != 0 {
+        return Ok(());
     }
+    let executable = interpreter_executable(setup.virtualenv.as_deref());
+    init_from_config(executable.as_deref())?;
     Python::attach(|py| configure_sys_path(py, setup)).map_err(|e| Error::Python(e.to_string()))
 }
 

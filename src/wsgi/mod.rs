@@ -38,6 +38,17 @@ impl App {
     }
 }
 
+/// Moves everything imported so far out of the garbage collector's reach (gc.freeze), so forked
+/// workers do not dirty the pages they share with the zygote by scanning them.
+pub fn freeze_heap() {
+    let _ = Python::attach(|py| -> PyResult<()> {
+        let gc = py.import("gc")?;
+        gc.call_method0("collect")?;
+        gc.call_method0("freeze")?;
+        Ok(())
+    });
+}
+
 /// The source files of every imported module and their modification times (for `reload`).
 pub fn module_mtimes() -> std::collections::HashMap<std::path::PathBuf, std::time::SystemTime> {
     let files: Vec<String> = Python::attach(|py| {
