@@ -143,7 +143,7 @@ def test_slow_client_never_trips_the_timeout(start_server):
 def test_crash_loop_backs_off_then_recovers(start_server, app_dir):
     flag = app_dir / "broken.flag"
     server = start_server("lifecycle", "-w", "1", "--chdir", app_dir,
-                          env={"RGT_BREAK_IMPORT_FLAG": str(flag)})
+                          env={"RGT_CRASH_FLAG": str(flag)})
     [worker] = server.worker_pids()
     assert server.get("/").status == 200
     flag.touch()

@@ -301,6 +301,9 @@ async fn serve_connection(
             return;
         }
         first = false;
+        // Round-robin between connections: a client that always has its next request ready
+        // would otherwise keep the reactor (and, inline, the only thread) to itself.
+        tokio::task::yield_now().await;
     }
 }
 

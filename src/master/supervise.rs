@@ -7,6 +7,9 @@ use super::{Arbiter, Phase};
 use crate::process::{self, monotonic_ms, ExitStatus};
 use crate::worker::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 
+/// A worker that dies sooner than this after its fork counts towards a crash loop.
+const EARLY_DEATH_MS: u64 = 5_000;
+
 /// A worker sent SIGABRT for a timeout gets this long to dump its traceback before SIGKILL.
 const ABORT_GRACE_MS: u64 = 1000;
 
@@ -37,8 +40,14 @@ impl Arbiter {
             };
             let booted = generation.heartbeats.slot(worker.slot, 0).view().booted;
             generation.booted |= booted;
-            if !booted && !worker.killed && matches!(self.phase, Phase::Running) {
+            if worker.killed || !matches!(self.phase, Phase::Running) {
+                continue;
+            }
+            let early = monotonic_ms().saturating_sub(worker.spawned_ms) < EARLY_DEATH_MS;
+            if !booted {
                 self.boot_failed(worker.generation, status);
+            } else if early && status != ExitStatus::Code(0) {
+                self.back_off("worker died right after it booted");
             }
         }
         self.drop_empty_generations();
@@ -68,9 +77,14 @@ impl Arbiter {
                 return self.abandon_reload();
             }
         }
+        self.back_off("worker failed to boot");
+    }
+
+    /// Crash loops fork more slowly each time, until a worker stays up for EARLY_DEATH_MS.
+    fn back_off(&mut self, what: &str) {
         self.boot_failures += 1;
         let delay = respawn_delay_ms(self.boot_failures);
-        tracing::warn!("worker failed to boot; next attempt in {delay} ms");
+        tracing::warn!("{what}; next attempt in {delay} ms");
         self.next_spawn_ms = monotonic_ms() + delay;
     }
 
@@ -158,8 +172,15 @@ impl Arbiter {
                 .count();
             if booted > 0 {
                 generation.booted = true;
-                self.boot_failures = 0;
             }
+        }
+        let now = monotonic_ms();
+        let settled = self
+            .workers
+            .iter()
+            .any(|w| now.saturating_sub(w.spawned_ms) >= EARLY_DEATH_MS);
+        if settled {
+            self.boot_failures = 0;
         }
         let current = self.current().id;
         if self.reloading

@@ -1,11 +1,18 @@
-"""App for lifecycle tests: reports its code version and pid, sleeps or spins on request, and can
-refuse to import while a flag file exists (to make respawns fail)."""
+"""App for lifecycle tests: reports its code version and pid, sleeps or spins on request, and
+makes every new worker die at once while a flag file exists (to cause a crash loop)."""
 import os
 import time
 
-FLAG = os.environ.get("RGT_BREAK_IMPORT_FLAG")
-if FLAG and os.path.exists(FLAG):
-    raise RuntimeError("import refused: flag file present")
+FLAG = os.environ.get("RGT_CRASH_FLAG")
+
+
+def _crash_if_flagged():
+    if FLAG and os.path.exists(FLAG):
+        os._exit(13)
+
+
+# Runs in each worker right after it is forked (from the zygote, or the master with --preload).
+os.register_at_fork(after_in_child=_crash_if_flagged)
 
 VERSION = "v1"
 
