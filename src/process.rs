@@ -181,11 +181,33 @@ impl Drop for SharedWords {
     }
 }
 
-/// Sets the name `ps` and `top` show (the kernel keeps up to 15 bytes of it).
+/// Sets the title `ps` shows: the command line (rewritten in place, as setproctitle does, within
+/// the length of the original one) and the 15-byte thread name `top` shows.
 pub fn set_process_title(title: &str) {
     if let Ok(name) = std::ffi::CString::new(title.replace('\0', "")) {
         let _ = nix::sys::prctl::set_name(&name);
     }
+    if let Some((start, end)) = argv_area() {
+        let len = end - start;
+        let mut bytes = vec![0u8; len];
+        let title = title.as_bytes();
+        let shown = title.len().min(len.saturating_sub(1));
+        bytes[..shown].copy_from_slice(&title[..shown]);
+        // SAFETY: [start, end) is this process's own argument strings (arg_start..arg_end from
+        // /proc/self/stat), mapped read-write for the whole life of the process; the program read
+        // its arguments at startup and does not read them through these pointers again.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start as *mut u8, len) };
+    }
+}
+
+/// arg_start and arg_end of /proc/self/stat (fields 48 and 49, counted from 1).
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let start: usize = fields.get(48 - 3)?.parse().ok()?;
+    let end: usize = fields.get(49 - 3)?.parse().ok()?;
+    (start != 0 && end > start).then_some((start, end))
 }
 
 /// gunicorn's --daemon: detach from the terminal and the session (fork, setsid, fork), with the

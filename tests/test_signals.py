@@ -78,6 +78,34 @@ def test_hup_loads_new_code_and_survives_broken_code(start_server, app_dir):
     assert version_of(server) == "v4"
 
 
+def test_hup_with_a_bad_config_keeps_serving(start_server, tmp_path):
+    config = tmp_path / "rgunicorn.toml"
+    config.write_text("workers = 2\n")
+    server = start_server("lifecycle", "-c", config, workers=2)
+    config.write_text('workers = "many"\n')
+    mark = server.log_mark()
+    server.send_signal(signal.SIGHUP)
+    server.wait_for_log(r"reload failed, the running workers keep serving", after=mark)
+    assert 'workers = "many"' in server.log_text()[mark:]
+    assert server.get("/").status == 200 and len(server.worker_pids()) == 2
+    config.write_text("workers = 3\n")
+    mark = server.log_mark()
+    server.send_signal(signal.SIGHUP)
+    server.wait_for(r"reload complete", after=mark)
+    wait_until(lambda: len(server.worker_pids()) == 3, 20, message="3 workers after the fixed reload")
+
+
+def test_process_titles_name_the_role(start_server):
+    server = start_server("lifecycle", "-w", "1", "-n", "greenapp")
+
+    def cmdline(pid):
+        return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
+
+    assert cmdline(server.pid) == "rgunicorn: master [greenapp]"
+    [worker] = server.worker_pids()
+    assert cmdline(worker) == "rgunicorn: worker [greenapp]"
+
+
 def test_ttin_burst_adds_every_worker_and_ttou_removes(start_server):
     server = start_server("lifecycle", "-w", "1")
     # The kernel merges a standard signal sent while the same one is still pending (undelivered),

@@ -221,3 +221,23 @@ def test_socket_activation_for_another_pid_is_ignored(start_server):
         assert srv.json("/osenv?name=LISTEN_FDS")["value"] is None
     finally:
         listener.close()
+
+
+def test_usr2_announces_the_new_master_as_mainpid(start_server, notify, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    srv = start_server("basic", "-w", "1", "--pid", pidfile, env=notify.env())
+    notify.wait_for("READY")
+    mark = srv.log_mark()
+    srv.send_signal(signal.SIGUSR2)
+    new_master = int(srv.wait_for_log(r"\[(\d+)\] \[INFO\] Starting rgunicorn", after=mark).group(1))
+    try:
+        notify.wait_for("MAINPID", str(new_master))
+        oldbin = tmp_path / "app.pid.oldbin"
+        server_module.wait_until(lambda: oldbin.exists() and pidfile.exists(), 20,
+                                 message="pidfile and pidfile.oldbin")
+        assert int(oldbin.read_text()) == srv.pid
+        assert int(pidfile.read_text()) == new_master
+    finally:
+        os.kill(new_master, signal.SIGTERM)
+        server_module.wait_until(lambda: server_module.proc_start_time(new_master) is None, 20,
+                                 message="the new master to exit")

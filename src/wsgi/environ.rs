@@ -152,6 +152,11 @@ fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> P
             None => env.set_item(key, value)?,
         }
     }
+    // RFC 9112 section 3.2.2: with an absolute-form target the URI's authority is the host,
+    // whatever the Host field says.
+    if let Some(host) = &head.host_from_target {
+        env.set_item(intern!(py, "HTTP_HOST"), host.as_str())?;
+    }
     Ok(())
 }
 
