@@ -4,7 +4,7 @@
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::sockets::io as sockio;
 pub use crate::sockets::io::{dup_regular_file, set_wait_hook};
@@ -99,8 +99,8 @@ impl ConnIo {
         &mut self.buf[self.end..]
     }
 
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.io_timeout
+    fn deadline(&self) -> sockio::Deadline {
+        sockio::Deadline::after(self.io_timeout)
     }
 
     /// Non-blocking: appends what the socket has (WouldBlock when nothing), for the reactor.
@@ -134,12 +134,15 @@ pub struct Sender {
 
 impl Sender {
     pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        let deadline = Instant::now() + self.io_timeout;
-        sockio::write_all(self.stream.as_fd(), slices, deadline)
+        sockio::write_all(
+            self.stream.as_fd(),
+            slices,
+            sockio::Deadline::after(self.io_timeout),
+        )
     }
 
     pub fn send_file(&self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<u64> {
-        let deadline = Instant::now() + self.io_timeout;
+        let deadline = sockio::Deadline::after(self.io_timeout);
         sockio::send_file(self.stream.as_fd(), file, offset, count, deadline)
     }
 

@@ -96,6 +96,21 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), ResponseError> {
     Ok(())
 }
 
+/// Appends `n` in decimal without going through `fmt` (this runs for every response).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 fn push_latin1(out: &mut Vec<u8>, text: &str) {
     if text.is_ascii() {
         out.extend_from_slice(text.as_bytes());
@@ -145,8 +160,9 @@ impl ResponseWriter {
         self.status
     }
 
-    pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+    /// The app's headers, handed over once the response is complete (for the access log).
+    pub fn take_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.headers)
     }
 
     pub fn body_bytes(&self) -> u64 {
@@ -231,7 +247,8 @@ impl ResponseWriter {
         }
         match framing {
             Framing::Length(n) if !wrote_length => {
-                head.extend_from_slice(format!("\r\nContent-Length: {n}").as_bytes())
+                head.extend_from_slice(b"\r\nContent-Length: ");
+                push_decimal(&mut head, n);
             }
             Framing::Chunked => head.extend_from_slice(b"\r\nTransfer-Encoding: chunked"),
             _ => {}
@@ -431,6 +448,15 @@ mod tests {
         assert!(validate_header("", "v").is_err());
         assert!(validate_header("X-Latin", "caf\u{e9}").is_ok());
         assert!(validate_header("X-Wide", "\u{20ac}").is_err());
+    }
+
+    #[test]
+    fn decimals_are_written_without_fmt() {
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

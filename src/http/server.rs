@@ -2,6 +2,7 @@
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -141,15 +142,20 @@ pub async fn serve(
     )
 }
 
+/// A listener and its own address (SERVER_NAME and SERVER_PORT, as gunicorn takes them from the
+/// listening socket), read once.
 enum Acceptor {
-    Tcp(tokio::net::TcpListener),
+    Tcp(tokio::net::TcpListener, SocketAddr),
     Unix(tokio::net::UnixListener, String),
 }
 
 impl Acceptor {
     fn new(listener: Listener) -> io::Result<Self> {
         Ok(match listener {
-            Listener::Tcp(l) => Acceptor::Tcp(tokio::net::TcpListener::from_std(l)?),
+            Listener::Tcp(l) => {
+                let local = l.local_addr()?;
+                Acceptor::Tcp(tokio::net::TcpListener::from_std(l)?, local)
+            }
             Listener::Unix { listener, path } => Acceptor::Unix(
                 tokio::net::UnixListener::from_std(listener)?,
                 path.display().to_string(),
@@ -159,11 +165,10 @@ impl Acceptor {
 
     async fn accept(&self) -> io::Result<(Stream, Peer, Local)> {
         match self {
-            Acceptor::Tcp(l) => {
+            Acceptor::Tcp(l, local) => {
                 let (stream, peer) = l.accept().await?;
                 let _ = stream.set_nodelay(true);
-                let local = Local::Tcp(stream.local_addr()?);
-                Ok((Stream::Tcp(stream), Peer::Tcp(peer), local))
+                Ok((Stream::Tcp(stream), Peer::Tcp(peer), Local::Tcp(*local)))
             }
             Acceptor::Unix(l, path) => {
                 let (stream, _) = l.accept().await?;
@@ -202,13 +207,14 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
                     serve_connection(stream, peer, local, &shared, stop).await;
                     drop(slot);
                 });
-                tokio::task::yield_now().await;
             }
             Err(e) => accept_error(e).await,
         }
     }
 }
 
+/// Requests served back to back on one connection before others get their turn.
+const FAIR_SHARE: u32 = 8;
 const SWEEP_TIME: Duration = Duration::from_millis(50);
 const SWEEP_MAX: usize = 128;
 
@@ -263,6 +269,7 @@ async fn serve_connection(
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
+    let mut served: u32 = 0;
     loop {
         let head = match read_head(&mut conn, config, first).await {
             HeadRead::Head(head) => head,
@@ -301,9 +308,12 @@ async fn serve_connection(
             return;
         }
         first = false;
-        // Round-robin between connections: a client that always has its next request ready
-        // would otherwise keep the reactor (and, inline, the only thread) to itself.
-        tokio::task::yield_now().await;
+        served += 1;
+        // A client that always has its next request ready (pipelining) would otherwise keep the
+        // reactor, and inline the only thread, to itself; others usually make us wait anyway.
+        if served % FAIR_SHARE == 0 {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -17,8 +17,21 @@ pub fn set_wait_hook(hook: fn(bool)) {
     WAIT_HOOK.with(|cell| cell.set(Some(hook)));
 }
 
-/// Waits until `fd` is ready for `events` or `deadline` passes (TimedOut).
-fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<()> {
+/// How long the peer may keep us waiting without any progress: each wait gets the whole of it,
+/// so a long transfer to a slow but live client is fine, and an operation that never has to
+/// wait never reads the clock.
+#[derive(Clone, Copy)]
+pub struct Deadline(pub std::time::Duration);
+
+impl Deadline {
+    pub fn after(timeout: std::time::Duration) -> Self {
+        Deadline(timeout)
+    }
+}
+
+/// Waits until `fd` is ready for `events`, or TimedOut when the idle timeout passes first.
+fn wait_ready(fd: BorrowedFd<'_>, events: PollFlags, idle: &mut Deadline) -> io::Result<()> {
+    let deadline = Instant::now() + idle.0;
     let hook = WAIT_HOOK.with(std::cell::Cell::get);
     if let Some(hook) = hook {
         hook(true);
@@ -47,11 +60,11 @@ fn poll_until(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::R
 }
 
 /// Reads what is available (at least one byte, or 0 at end of stream), waiting up to `deadline`.
-pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], mut deadline: Deadline) -> io::Result<usize> {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(n) => return Ok(n),
-            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLIN, deadline)?,
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLIN, &mut deadline)?,
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(errno.into()),
         }
@@ -62,13 +75,13 @@ pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> io::R
 pub fn write_all(
     fd: BorrowedFd<'_>,
     mut slices: &mut [IoSlice<'_>],
-    deadline: Instant,
+    mut deadline: Deadline,
 ) -> io::Result<()> {
     while !slices.is_empty() {
         match nix::sys::uio::writev(fd, slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, deadline)?,
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, &mut deadline)?,
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(errno.into()),
         }
@@ -83,7 +96,7 @@ pub fn send_file(
     file: &impl AsFd,
     mut offset: u64,
     count: u64,
-    deadline: Instant,
+    mut deadline: Deadline,
 ) -> io::Result<u64> {
     let mut sent = 0;
     while sent < count {
@@ -97,7 +110,7 @@ pub fn send_file(
                 sent += n as u64;
                 offset += n as u64;
             }
-            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, deadline)?,
+            Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, &mut deadline)?,
             Err(Errno::EINTR) => continue,
             Err(errno) => return Err(errno.into()),
         }

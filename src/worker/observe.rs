@@ -68,13 +68,16 @@ impl<H: Handler> Handler for Observed<H> {
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));
         record.begin(monotonic_ms(), &exchange.head.method, &exchange.head.target);
+        let Some(access) = &self.access else {
+            let finished = self.inner.handle(exchange);
+            record.end(monotonic_ms());
+            return finished;
+        };
         let started = (SystemTime::now(), Instant::now());
         let peer = exchange.peer.clone();
         let finished = self.inner.handle(exchange);
         record.end(monotonic_ms());
-        if let Some(access) = &self.access {
-            log_access(access, &finished, &peer, started);
-        }
+        log_access(access, &finished, &peer, started);
         finished
     }
 }

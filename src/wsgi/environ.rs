@@ -2,6 +2,7 @@
 //! keys, copied per request and filled from the parsed head. No I/O.
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -10,7 +11,7 @@ use pyo3::{intern, IntoPyObjectExt};
 use super::file_wrapper::FileWrapper;
 use super::proxy::{claimed_scheme, TrustedPeers};
 use super::streams::InputStream;
-use crate::http::{Local, Peer, RequestHead};
+use crate::http::{Local, Peer, RequestHead, Version};
 
 /// What the environ needs from the settings, fixed for the worker's life.
 #[derive(Debug, Clone)]
@@ -74,12 +75,21 @@ impl EnvironTemplate {
         let scheme = self.url_scheme(head, peer)?;
         let path = head.path.strip_prefix(self.settings.script_name.as_str());
         let path = path.ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?;
-        env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
         env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
         env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path)))?;
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
-        env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+        let protocol = match head.version {
+            Version::Http11 => intern!(py, "HTTP/1.1"),
+            Version::Http10 => intern!(py, "HTTP/1.0"),
+        };
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
+        let scheme_string = if scheme == "https" {
+            intern!(py, "https")
+        } else {
+            intern!(py, "http")
+        };
+        env.set_item(intern!(py, "wsgi.url_scheme"), scheme_string)?;
         env.set_item(intern!(py, "wsgi.input"), input.into_py_any(py)?)?;
         set_server(py, &env, local, scheme)?;
         set_remote(py, &env, head, peer)?;
@@ -98,6 +108,20 @@ impl EnvironTemplate {
     }
 }
 
+/// The common methods as interned strings (no new object per request).
+fn method<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
+    match method {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        "PUT" => intern!(py, "PUT").clone(),
+        "DELETE" => intern!(py, "DELETE").clone(),
+        "PATCH" => intern!(py, "PATCH").clone(),
+        "OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
 fn set_server(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
@@ -105,11 +129,11 @@ fn set_server(
     scheme: &str,
 ) -> PyResult<()> {
     let (name, port) = match local {
-        Local::Tcp(addr) => (addr.ip().to_string(), addr.port().to_string()),
-        Local::Unix(path) => (
-            path.clone(),
-            if scheme == "https" { "443" } else { "80" }.to_string(),
-        ),
+        Local::Tcp(addr) => address_strings(py, *addr),
+        Local::Unix(path) => {
+            let port = if scheme == "https" { "443" } else { "80" };
+            (PyString::new(py, path), PyString::new(py, port))
+        }
     };
     env.set_item(intern!(py, "SERVER_NAME"), name)?;
     env.set_item(intern!(py, "SERVER_PORT"), port)
@@ -129,11 +153,37 @@ fn set_remote(
     };
     match addr {
         Some(addr) => {
-            env.set_item(intern!(py, "REMOTE_ADDR"), addr.ip().to_string())?;
-            env.set_item(intern!(py, "REMOTE_PORT"), addr.port().to_string())
+            let (ip, port) = address_strings(py, addr);
+            env.set_item(intern!(py, "REMOTE_ADDR"), ip)?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port)
         }
         None => env.set_item(intern!(py, "REMOTE_ADDR"), ""),
     }
+}
+
+/// Host and port of an address as Python strings.
+type AddressStrings = (Py<PyString>, Py<PyString>);
+
+thread_local! {
+    static ADDRESS_STRINGS: RefCell<HashMap<SocketAddr, AddressStrings>> = RefCell::new(HashMap::new());
+}
+
+/// The host and port of an address as Python strings, formatted once per address (a keep-alive
+/// client or a listener comes back request after request).
+fn address_strings(py: Python<'_>, addr: SocketAddr) -> (Bound<'_, PyString>, Bound<'_, PyString>) {
+    ADDRESS_STRINGS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((ip, port)) = cache.get(&addr) {
+            return (ip.bind(py).clone(), port.bind(py).clone());
+        }
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        let ip = PyString::new(py, &addr.ip().to_string());
+        let port = PyString::new(py, &addr.port().to_string());
+        cache.insert(addr, (ip.clone().unbind(), port.clone().unbind()));
+        (ip, port)
+    })
 }
 
 fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {

@@ -81,14 +81,14 @@ impl Handler for WsgiHandler {
             .take()
             .expect("the request body is taken back exactly once");
         let (conn, reusable) = body.finish(DRAIN_LIMIT);
-        let state = lock(&state);
+        let mut state = lock(&state);
         Finished {
             conn,
             keep_alive: reusable && state.writer.keep_alive(),
             report: crate::http::Report {
                 status: state.writer.status(),
                 body_bytes: state.writer.body_bytes(),
-                response_headers: state.writer.headers().to_vec(),
+                response_headers: state.writer.take_headers(),
                 head,
             },
         }
