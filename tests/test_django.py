@@ -43,6 +43,11 @@ def test_index(greenweb):
     assert (resp.status, resp.body) == (200, b"greenweb ok")
 
 
+def test_status_json(greenweb):
+    status = greenweb.json("/api/status/")
+    assert (status["status"], status["app"]) == ("ok", "greenweb")
+
+
 def test_plant_list(greenweb):
     plants = greenweb.json("/api/plants/")["plants"]
     assert len(plants) == 20

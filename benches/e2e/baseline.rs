@@ -39,14 +39,10 @@ pub fn report(bench: &Bench, django: bool) -> String {
         calls_per_sec(bench, "benches/apps", "tiny", "/", seconds)
     );
     if django {
-        let rate = calls_per_sec(
-            bench,
-            "examples/greenweb",
-            "greenweb.wsgi",
-            "/api/plants/",
-            seconds,
-        );
-        text.push_str(&format!("\n  Django GET /api/plants/: {rate}"));
+        for path in ["/api/status/", "/api/plants/"] {
+            let rate = calls_per_sec(bench, "examples/greenweb", "greenweb.wsgi", path, seconds);
+            text.push_str(&format!("\n  Django GET {path}: {rate}"));
+        }
     }
     text
 }

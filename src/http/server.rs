@@ -207,6 +207,9 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
                     serve_connection(stream, peer, local, &shared, stop).await;
                     drop(slot);
                 });
+                // One connection per turn: its first request takes a thread before this loop
+                // looks again, so a worker never holds more new work than it can start (#3433).
+                tokio::task::yield_now().await;
             }
             Err(e) => accept_error(e).await,
         }

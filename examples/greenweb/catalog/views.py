@@ -12,6 +12,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -52,6 +53,12 @@ def bad_request(error):
 @require_GET
 def index(request):
     return HttpResponse("greenweb ok", content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+def status(request):
+    """A small JSON view without a query: the per-request cost of Django itself."""
+    return JsonResponse({"status": "ok", "app": "greenweb", "time": timezone.now().isoformat()})
 
 
 @require_GET

@@ -33,6 +33,10 @@ DATABASES = {
         "NAME": os.environ.get("GREENWEB_DB", str(BASE_DIR / "db.sqlite3")),
         # Several worker processes share one file: wait for a write lock instead of failing.
         "OPTIONS": {"timeout": 20},
+        # Keep each thread's connection between requests (Django keeps it in threading.local,
+        # which rgunicorn's persistent thread states preserve), as production deployments do.
+        "CONN_MAX_AGE": 600,
+        "CONN_HEALTH_CHECKS": True,
     }
 }
 
