@@ -1,5 +1,6 @@
 """Log output: gunicorn's error-log line format, the fixed lines, access log (default and custom format)."""
 import re
+import signal
 
 import pytest
 
@@ -65,6 +66,27 @@ def test_log_files_and_shutdown_line(start_server, tmp_path):
     text = errors.read_text()
     assert f"Listening at: http://127.0.0.1:{srv.port} ({srv.pid})" in text
     assert re.search(rf"\[{srv.pid}\] \[INFO\] Shutting down: Master$", text, re.M)
+
+
+def test_usr1_reopens_log_files_after_rotation(start_server, tmp_path):
+    access, errors = tmp_path / "access.log", tmp_path / "error.log"
+    srv = start_server("basic", "-w", "2", "--access-logfile", access, "--error-logfile", errors)
+    assert srv.get("/hello?before").status == 200
+    wait_until(lambda: access.exists() and "/hello?before" in access.read_text(), 10,
+               message="the first access line")
+    access.rename(tmp_path / "access.log.1")
+    errors.rename(tmp_path / "error.log.1")
+    srv.send_signal(signal.SIGUSR1)
+    wait_until(errors.exists, 10, message="the master reopening (creating) the error log")
+    assert "Handling signal: usr1" in (tmp_path / "error.log.1").read_text()
+
+    def served_into_new_file():
+        assert srv.get("/hello?after").status == 200
+        return access.exists() and "/hello?after" in access.read_text()
+    # Each worker reopens when it gets the signal; poll until both did (requests may go to either).
+    wait_until(lambda: served_into_new_file() and served_into_new_file(), 10,
+               message="the workers writing to a fresh access log")
+    assert "/hello?after" not in (tmp_path / "access.log.1").read_text()
 
 
 def test_app_traceback_goes_to_error_log(server):

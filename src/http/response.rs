@@ -425,45 +425,5 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_must_be_three_digits_and_text() {
-        assert_eq!(validate_status("200 OK").unwrap(), 200);
-        assert_eq!(validate_status("404").unwrap(), 404);
-        assert!(validate_status("20 OK").is_err());
-        assert!(validate_status("200OK").is_err());
-        assert!(validate_status("200 OK\r\nX: y").is_err());
-        assert!(validate_status("099 Low").is_err());
-    }
-
-    #[test]
-    fn header_injection_is_refused() {
-        assert!(validate_header("X-Ok", "fine value\twith tab").is_ok());
-        assert!(validate_header("X-Bad", "a\r\nSet-Cookie: x").is_err());
-        assert!(validate_header("X-Bad", "nul\0").is_err());
-        assert!(validate_header("X Bad", "v").is_err());
-        assert!(validate_header("X:Bad", "v").is_err());
-        assert!(validate_header("", "v").is_err());
-        assert!(validate_header("X-Latin", "caf\u{e9}").is_ok());
-        assert!(validate_header("X-Wide", "\u{20ac}").is_err());
-    }
-
-    #[test]
-    fn decimals_are_written_without_fmt() {
-        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().into_bytes());
-        }
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_recognised() {
-        assert_eq!(classify("Transfer-Encoding"), HeaderKind::HopByHop);
-        assert_eq!(classify("connection"), HeaderKind::Connection);
-        assert_eq!(classify("Content-Length"), HeaderKind::ContentLength);
-        assert_eq!(classify("X-Custom"), HeaderKind::Normal);
-    }
-}
+#[path = "response_tests.rs"]
+mod tests;

@@ -20,7 +20,7 @@ use crate::config::{self, Environment, Settings};
 use crate::heartbeat::Heartbeats;
 use crate::process::{self, current_pid, monotonic_ms};
 use crate::sockets::Listener;
-use crate::wsgi::{self, App};
+use crate::wsgi::App;
 use crate::{Error, Result};
 
 /// The master wakes at least this often to reap, check heartbeats and keep the worker count.
@@ -161,15 +161,7 @@ fn resolve_paths(mut settings: Settings, launch_dir: &Path) -> Result<Settings> 
 }
 
 fn preload(settings: &Settings) -> Result<App> {
-    for (key, value) in &settings.raw_env {
-        std::env::set_var(key, value);
-    }
-    let setup = wsgi::PythonSetup {
-        virtualenv: settings.virtualenv.clone(),
-        chdir: settings.chdir.clone(),
-        pythonpath: settings.pythonpath.clone(),
-    };
-    wsgi::initialize(&setup)?;
+    crate::worker::start_python(settings)?;
     App::load(&settings.wsgi_app)
 }
 

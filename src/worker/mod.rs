@@ -73,13 +73,7 @@ fn title(settings: &Settings) -> String {
 /// Python, the app and the request handler; Err is the exit code that tells the master why.
 fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
     let settings = ctx.settings;
-    apply_environment(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
-    let setup = PythonSetup {
-        virtualenv: settings.virtualenv.clone(),
-        chdir: settings.chdir.clone(),
-        pythonpath: settings.pythonpath.clone(),
-    };
-    wsgi::initialize(&setup).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let loaded;
     let app = match ctx.preloaded {
         Some(app) => app,
@@ -106,8 +100,10 @@ pub(crate) fn boot_failed(error: &crate::Error, code: i32) -> i32 {
     code
 }
 
-/// raw_env goes into the worker's environment (the master already changed directory).
-pub(crate) fn apply_environment(settings: &Settings) -> crate::Result<()> {
+/// The environment and the interpreter an app is imported into: raw_env, the working directory
+/// (the master already changed to it; a reload may name another), sys.path and the virtualenv.
+/// Used by workers, the zygote, and the master itself with preload_app.
+pub fn start_python(settings: &Settings) -> crate::Result<()> {
     for (key, value) in &settings.raw_env {
         std::env::set_var(key, value);
     }
@@ -115,7 +111,11 @@ pub(crate) fn apply_environment(settings: &Settings) -> crate::Result<()> {
         std::env::set_current_dir(dir)
             .map_err(|e| crate::Error::io(format!("chdir to {}", dir.display()), e))?;
     }
-    Ok(())
+    wsgi::initialize(&PythonSetup {
+        virtualenv: settings.virtualenv.clone(),
+        chdir: settings.chdir.clone(),
+        pythonpath: settings.pythonpath.clone(),
+    })
 }
 
 fn environ_settings(settings: &Settings) -> EnvironSettings {

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{apply_environment, boot_failed, WorkerContext, APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+use super::{boot_failed, WorkerContext, APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 use crate::config::Settings;
 use crate::heartbeat::Heartbeats;
 use crate::process::{self, Channel, Forked};
 use crate::sockets::Listener;
-use crate::wsgi::{self, App, PythonSetup};
+use crate::wsgi::{self, App};
 
 /// What the zygote says on `replies` once the app is imported; pids follow.
 pub const ZYGOTE_READY: i32 = 0;
@@ -67,13 +67,7 @@ fn load(ctx: &ZygoteContext<'_>) -> Result<App, i32> {
     if let Some(identity) = ctx.identity {
         crate::privileges::drop_to(identity).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     }
-    apply_environment(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
-    let setup = PythonSetup {
-        virtualenv: settings.virtualenv.clone(),
-        chdir: settings.chdir.clone(),
-        pythonpath: settings.pythonpath.clone(),
-    };
-    wsgi::initialize(&setup).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    super::start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let app = App::load(&settings.wsgi_app).map_err(|e| boot_failed(&e, APP_LOAD_ERROR))?;
     wsgi::freeze_heap();
     Ok(app)
