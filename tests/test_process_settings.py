@@ -9,6 +9,7 @@ import subprocess
 import textwrap
 import time
 import tomllib
+import urllib.request
 
 import pytest
 
@@ -226,3 +227,23 @@ def test_reload_restarts_workers_when_the_app_changes(start_server, tmp_path):
     new_boot = srv.wait_for(BOOT_RE.pattern, after=mark)[0]
     assert int(new_boot.group(2)) != int(pid)
     wait_until(lambda: int(pid) not in srv.worker_pids(), 20, message="the old worker to exit")
+
+
+def test_daemon_detaches_and_serves(tmp_path):
+    pidfile, errors = tmp_path / "daemon.pid", tmp_path / "error.log"
+    launcher = run_to_exit(["lifecycle", "--chdir", APPS, "-b", "127.0.0.1:0", "-D",
+                            "--pid", pidfile, "--error-logfile", errors])
+    assert launcher.returncode == 0
+    daemon = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 20,
+                            message="the daemon's pidfile"))
+    try:
+        assert daemon != launcher.pid
+        port = int(wait_until(lambda: re.search(r"Listening at: http://127\.0\.0\.1:(\d+)",
+                                                errors.read_text()), 20, message="listening").group(1))
+        body = wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read(),
+                          20, message="a response from the daemon")
+        assert body.startswith(b"v1 ")
+        assert os.getsid(daemon) != os.getsid(0), "the daemon left our session"
+    finally:
+        os.kill(daemon, 15)
+        wait_until(lambda: not pidfile.exists(), 20, message="the daemon to stop and remove its pidfile")
