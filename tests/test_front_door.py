@@ -436,6 +436,16 @@ def test_trusted_cidr_range(start_server):
     assert seen["url_scheme"] == "https"
 
 
+def test_script_name_header_only_from_trusted_peers(server, start_server):
+    request = get(b"/app/page", b"SCRIPT_NAME: /app", b"Connection: close")
+    seen = echoed(server, request)
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == ("/app", "/page")
+    untrusted = start_server("echo_request", "--forwarded-allow-ips", "10.0.0.1")
+    seen = echoed(untrusted, request)
+    assert (seen["SCRIPT_NAME"], seen["PATH_INFO"]) == ("", "/app/page")
+    assert "SCRIPT_NAME" not in seen["headers"] and "HTTP_SCRIPT_NAME" not in seen["headers"]
+
+
 @pytest.fixture(scope="module")
 def proxied(module_server):
     return module_server("echo_request", "--threads", "2", "--proxy-protocol")

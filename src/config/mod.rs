@@ -114,6 +114,8 @@ pub struct Settings {
     pub secure_scheme_headers: Vec<(String, String)>,
     /// Whether connections may start with a PROXY protocol preamble (v1 or v2).
     pub proxy_protocol: bool,
+    /// Headers with `_` in their name that a trusted peer may pass into the environ as they are.
+    pub forwarder_headers: Vec<String>,
 }
 
 /// The environment variables that take part in configuration, captured once so that loading

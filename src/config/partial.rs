@@ -151,6 +151,10 @@ partial_settings! {
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     proxy_protocol: bool,
+    /// Comma-separated header names a trusted proxy may set straight into the environ.
+    #[arg(long, value_name = "STRING", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "list_or_csv")]
+    forwarder_headers: Vec<String>,
 }
 
 /// TOML `bind`: one address or a list of them.
@@ -247,7 +251,7 @@ mod tests {
     fn names_are_the_toml_keys() {
         assert_eq!(Partial::NAMES[0], "wsgi_app");
         assert!(Partial::NAMES.contains(&"secure_scheme_headers"));
-        assert_eq!(Partial::NAMES.len(), 37);
+        assert_eq!(Partial::NAMES.len(), 38);
     }
 
     #[test]

@@ -83,6 +83,7 @@ impl Settings {
                 Some(Value::Table(headers.collect())),
             ),
             ("proxy_protocol", Some(Value::Boolean(self.proxy_protocol))),
+            ("forwarder_headers", list(&self.forwarder_headers)),
         ]
     }
 }

@@ -75,6 +75,7 @@ pub fn settings(p: Partial, config_file: Option<PathBuf>) -> Result<Settings> {
         forwarded_allow_ips: forwarded_allow_ips(p.forwarded_allow_ips)?,
         secure_scheme_headers: secure_scheme_headers(p.secure_scheme_headers)?,
         proxy_protocol: p.proxy_protocol.unwrap_or(false),
+        forwarder_headers: forwarder_headers(p.forwarder_headers)?,
     })
 }
 
@@ -150,6 +151,27 @@ fn limit_request_field_size(value: u64) -> usize {
         0 => DEFAULT_FIELD_SIZE as usize,
         n => usize::try_from(n).unwrap_or(usize::MAX),
     }
+}
+
+/// gunicorn's forwarder_headers: names as they arrive (upper case, `_` allowed), default
+/// SCRIPT_NAME and PATH_INFO.
+fn forwarder_headers(values: Option<Vec<String>>) -> Result<Vec<String>> {
+    let values = values.unwrap_or_else(|| vec!["SCRIPT_NAME".to_owned(), "PATH_INFO".to_owned()]);
+    non_empty_items(Some(values))
+        .map(|name| {
+            let valid = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            match valid {
+                true => Ok(name.to_ascii_uppercase()),
+                false => Err(Error::config(
+                    "forwarder_headers",
+                    name,
+                    "header names (letters, digits, '-', '_')",
+                )),
+            }
+        })
+        .collect()
 }
 
 fn forwarded_allow_ips(values: Option<Vec<String>>) -> Result<Vec<String>> {

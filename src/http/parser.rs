@@ -40,10 +40,10 @@ pub fn parse_head(
         ));
     }
     let fields_start = start + used;
-    let Some((headers, used)) = field_section(&buf[fields_start..], limits)? else {
+    let Some((fields, used)) = field_section(&buf[fields_start..], limits)? else {
         return Ok(None);
     };
-    let head = build(line, headers, proxy)?;
+    let head = build(line, fields, proxy)?;
     Ok(Some((head, fields_start + used)))
 }
 
@@ -71,18 +71,28 @@ fn request_line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, ParseE
 
 /// The fields up to and including the empty line. Every field line counts against the limits,
 /// also those dropped for having '_' in their name.
-fn field_section(buf: &[u8], limits: &Limits) -> Result<Option<(Headers, usize)>, ParseError> {
+/// The field lines of a head, split: the headers proper, and those with '_' in their name.
+#[derive(Default)]
+struct Fields {
+    headers: Headers,
+    underscored: Headers,
+}
+
+fn field_section(buf: &[u8], limits: &Limits) -> Result<Option<(Fields, usize)>, ParseError> {
     let limits = FieldLimits::from(limits);
-    let (mut headers, mut seen, mut pos) = (Vec::new(), 0, 0);
+    let (mut fields, mut seen, mut pos) = (Fields::default(), 0, 0);
     loop {
         match classify(&next_line(&buf[pos..], limits.line_max), seen, &limits)? {
             None => return Ok(None),
-            Some(FieldLine::End(used)) => return Ok(Some((headers, pos + used))),
+            Some(FieldLine::End(used)) => return Ok(Some((fields, pos + used))),
             Some(FieldLine::Field(name, value, used)) => {
                 // gunicorn's header_map=drop: CONTENT_LENGTH and CONTENT-LENGTH would both
-                // become HTTP_CONTENT_LENGTH in the WSGI environ.
-                if !name.contains('_') {
-                    headers.push((name, value));
+                // become HTTP_CONTENT_LENGTH in the WSGI environ. They are kept aside for the
+                // forwarder_headers a trusted proxy may send (SCRIPT_NAME, PATH_INFO).
+                if name.contains('_') {
+                    fields.underscored.push((name, value));
+                } else {
+                    fields.headers.push((name, value));
                 }
                 seen += 1;
                 pos += used;
@@ -93,9 +103,13 @@ fn field_section(buf: &[u8], limits: &Limits) -> Result<Option<(Headers, usize)>
 
 fn build(
     line: RequestLine,
-    headers: Headers,
+    fields: Fields,
     proxy: Option<ProxyInfo>,
 ) -> Result<RequestHead, ParseError> {
+    let Fields {
+        headers,
+        underscored,
+    } = fields;
     let semantics = analyze(line.version, &headers)?;
     Ok(RequestHead {
         method: line.method,
@@ -106,6 +120,7 @@ fn build(
         host_from_target: line.parts.host,
         version: line.version,
         headers,
+        underscored,
         framing: semantics.framing,
         keep_alive: semantics.keep_alive,
         expect_continue: semantics.expect_continue,

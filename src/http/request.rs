@@ -47,6 +47,9 @@ pub struct RequestHead {
     pub version: Version,
     /// Upper-cased names, values trimmed of SP/HTAB, in arrival order; names with '_' are dropped.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The fields whose names contain '_', kept out of `headers` (gunicorn's header_map=drop);
+    /// only a trusted proxy's forwarder_headers are ever read from here.
+    pub underscored: Vec<(String, Vec<u8>)>,
     pub framing: BodyFraming,
     pub keep_alive: bool,
     pub expect_continue: bool,

@@ -383,7 +383,9 @@ async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool) -> Head
             (true, Some(keepalive)) => Instant::now() + keepalive,
             _ => head_deadline,
         };
+        // Readiness first: when the bytes are already there the timer is never registered.
         tokio::select! {
+            biased;
             ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = tokio::time::sleep_until(deadline) => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
         }

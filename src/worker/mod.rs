@@ -124,6 +124,7 @@ fn environ_settings(settings: &Settings) -> EnvironSettings {
         multiprocess: settings.workers > 1,
         script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
         trusted: TrustedPeers::parse(&settings.forwarded_allow_ips),
+        forwarder_headers: settings.forwarder_headers.clone(),
         secure_scheme_headers: settings.secure_scheme_headers.clone(),
     }
 }

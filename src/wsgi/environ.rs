@@ -21,6 +21,8 @@ pub struct EnvironSettings {
     /// From the SCRIPT_NAME environment variable of the server, as in gunicorn.
     pub script_name: String,
     pub trusted: TrustedPeers,
+    /// Header names a trusted peer may set in the environ as they are.
+    pub forwarder_headers: Vec<String>,
     pub secure_scheme_headers: Vec<(String, String)>,
 }
 
@@ -73,7 +75,12 @@ impl EnvironTemplate {
     ) -> Result<Bound<'py, PyDict>, EnvironError> {
         let env = self.base.bind(py).copy()?;
         let scheme = self.url_scheme(head, peer)?;
-        let path = head.path.strip_prefix(self.settings.script_name.as_str());
+        let forwarded = self.forwarded(head, peer);
+        let script_name = match forwarded.iter().find(|(name, _)| name == "SCRIPT_NAME") {
+            Some((_, value)) => String::from_utf8_lossy(value).into_owned(),
+            None => self.settings.script_name.clone(),
+        };
+        let path = head.path.strip_prefix(script_name.as_str());
         let path = path.ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?;
         env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
@@ -94,7 +101,23 @@ impl EnvironTemplate {
         set_server(py, &env, local, scheme)?;
         set_remote(py, &env, head, peer)?;
         set_headers(py, &env, head)?;
+        for (name, value) in forwarded {
+            env.set_item(name.as_str(), latin1(py, value))?;
+        }
         Ok(env)
+    }
+
+    /// The forwarder_headers (gunicorn's: SCRIPT_NAME, PATH_INFO, ...) sent by a trusted peer;
+    /// from anyone else they are dropped like every other name with '_'.
+    fn forwarded<'h>(&self, head: &'h RequestHead, peer: &Peer) -> Vec<&'h (String, Vec<u8>)> {
+        if head.underscored.is_empty() || !self.settings.trusted.trusts(peer) {
+            return Vec::new();
+        }
+        let allowed = |name: &String| self.settings.forwarder_headers.contains(name);
+        head.underscored
+            .iter()
+            .filter(|(name, _)| allowed(name))
+            .collect()
     }
 
     fn url_scheme(&self, head: &RequestHead, peer: &Peer) -> Result<&'static str, EnvironError> {
