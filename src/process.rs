@@ -51,6 +51,73 @@ pub fn die_with_parent() {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
 }
 
+/// Drops this process's resident pages of read-only file mappings that hold nothing but the file
+/// (library code and constants): the zygote touched them while importing the app, and holding them
+/// would count them against it alone. They come back from the page cache on the next access.
+pub fn release_read_only_file_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    for (start, end) in clean_read_only_file_mappings(&smaps) {
+        let Some(len) = std::num::NonZeroUsize::new(end - start) else {
+            continue;
+        };
+        let Some(addr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
+            continue;
+        };
+        // SAFETY: the range is a whole private, non-writable file mapping of ours with no
+        // anonymous (copied-on-write) page, so every resident page equals the file's contents and
+        // MADV_DONTNEED only makes the kernel read it back from the file on the next access.
+        let _ = unsafe {
+            nix::sys::mman::madvise(addr, len.get(), nix::sys::mman::MmapAdvise::MADV_DONTNEED)
+        };
+    }
+}
+
+/// From /proc/self/smaps: the private, non-writable file mappings without any anonymous page
+/// (RELRO segments, relocated then made read-only, have some and are left alone).
+fn clean_read_only_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        if is_mapping_header(line) {
+            current = read_only_file_mapping(line);
+        } else if let Some(kb) = line.strip_prefix("Anonymous:") {
+            if let Some(range) = current.take() {
+                if kb.trim().trim_end_matches("kB").trim() == "0" {
+                    found.push(range);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A line of smaps that starts a mapping: its first field is a `start-end` range of hex numbers.
+fn is_mapping_header(line: &str) -> bool {
+    let range = line.split_whitespace().next().unwrap_or("");
+    range.split_once('-').is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+/// `start-end perms offset dev inode path` of a private, non-writable mapping of a file.
+fn read_only_file_mapping(line: &str) -> Option<(usize, usize)> {
+    let mut fields = line.split_whitespace();
+    let (range, perms) = (fields.next()?, fields.next()?);
+    let path = fields.nth(3)?;
+    let private_read_only =
+        perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p');
+    if !private_read_only || !path.starts_with('/') {
+        return None;
+    }
+    let (start, end) = range.split_once('-')?;
+    Some((
+        usize::from_str_radix(start, 16).ok()?,
+        usize::from_str_radix(end, 16).ok()?,
+    ))
+}
+
 /// One direction of a pipe between the master and the zygote, carrying 4-byte numbers.
 pub struct Channel {
     read: std::os::fd::OwnedFd,
@@ -260,4 +327,41 @@ pub fn unblock_all_signals() {
 pub fn exit_immediately(code: i32) -> ! {
     // SAFETY: _exit is async-signal-safe and always safe to call.
     unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_private_read_only_file_mappings_are_released() {
+        let mapping = super::read_only_file_mapping;
+        assert_eq!(
+            mapping("7f00-7f10 r-xp 00000000 08:01 123 /usr/lib/libpython3.11.so"),
+            Some((0x7f00, 0x7f10))
+        );
+        assert_eq!(
+            mapping("7f00-7f10 r--p 00001000 08:01 123 /usr/lib/libc.so.6"),
+            Some((0x7f00, 0x7f10))
+        );
+        assert_eq!(
+            mapping("7f00-7f10 rw-p 00002000 08:01 123 /usr/lib/libc.so.6"),
+            None
+        );
+        assert_eq!(
+            mapping("7f00-7f10 r--s 00000000 08:01 123 /dev/shm/x"),
+            None
+        );
+        assert_eq!(mapping("7f00-7f10 r--p 00000000 00:00 0 [vvar]"), None);
+        assert_eq!(mapping("7f00-7f10 rw-p 00000000 00:00 0"), None);
+    }
+
+    #[test]
+    fn mappings_with_copied_pages_are_kept() {
+        let smaps = "7f00-7f10 r--p 00000000 08:01 1 /lib/a.so\nSize: 64 kB\nAnonymous: 0 kB\n\
+                     7f10-7f20 r--p 00010000 08:01 1 /lib/a.so\nSize: 64 kB\nAnonymous: 8 kB\n\
+                     7f20-7f30 rw-p 00020000 08:01 1 /lib/a.so\nSize: 64 kB\nAnonymous: 0 kB\n";
+        assert_eq!(
+            super::clean_read_only_file_mappings(smaps),
+            vec![(0x7f00, 0x7f10)]
+        );
+    }
 }

@@ -70,6 +70,7 @@ fn load(ctx: &ZygoteContext<'_>) -> Result<App, i32> {
     super::start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let app = App::load(&settings.wsgi_app).map_err(|e| boot_failed(&e, APP_LOAD_ERROR))?;
     wsgi::freeze_heap();
+    process::release_read_only_file_pages();
     Ok(app)
 }
 
