@@ -53,10 +53,6 @@ impl Heartbeats {
         self.workers
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     pub fn slot(&self, worker: usize, thread: usize) -> Slot<'_> {
         assert!(
             worker < self.workers && thread < self.threads,

@@ -231,9 +231,4 @@ impl BodyReader {
         }
         self.is_done()
     }
-
-    /// Gives the connection back without consuming the body (request rejected before the app).
-    pub fn into_conn(self) -> ConnIo {
-        self.conn
-    }
 }

@@ -145,10 +145,6 @@ impl Sender {
         let deadline = sockio::Deadline::after(self.io_timeout);
         sockio::send_file(self.stream.as_fd(), file, offset, count, deadline)
     }
-
-    pub fn peer_closed(&self) -> bool {
-        sockio::peer_closed(self.stream.as_fd())
-    }
 }
 
 impl ConnIo {

@@ -118,27 +118,11 @@ pub fn send_file(
     Ok(sent)
 }
 
-/// True when the peer has closed or reset the connection (readable with nothing to read is the
-/// common sign); used to notice a client that went away while the app was busy.
-pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | rdhup())];
-    match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
-        Ok(n) if n > 0 => fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(rdhup() | PollFlags::POLLHUP | PollFlags::POLLERR)),
-        _ => false,
-    }
-}
-
 /// Half-closes the sending side so the client sees the end of a close-delimited response before
 /// the socket is dropped (avoids a reset when unread request bytes remain).
 pub fn shutdown_write(fd: BorrowedFd<'_>) {
     use std::os::fd::AsRawFd;
     let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
-}
-
-fn rdhup() -> PollFlags {
-    PollFlags::from_bits_retain(libc::POLLRDHUP)
 }
 
 /// A regular file's own descriptor (dup'ed from one another object owns, e.g. a Python file's

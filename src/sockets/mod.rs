@@ -2,7 +2,7 @@
 //! master before any fork, and removes unix socket files on exit. Never accepts or reads.
 pub mod io;
 
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -31,13 +31,6 @@ impl Listener {
                 Err(_) => "http://?".to_string(),
             },
             Listener::Unix { path, .. } => format!("unix:{}", path.display()),
-        }
-    }
-
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Listener::Tcp(listener) => listener.local_addr().ok(),
-            Listener::Unix { .. } => None,
         }
     }
 
