@@ -135,6 +135,12 @@ impl Slot<'_> {
         }
     }
 
+    /// Whether the worker owning this slot finished booting (what `view().booted` says, without
+    /// reading the rest of the record).
+    pub fn booted(&self) -> bool {
+        self.words[BOOTED].load(Ordering::Acquire) == 1
+    }
+
     pub fn view(&self) -> SlotView {
         let busy = self.words[BUSY_SINCE].load(Ordering::Acquire);
         let len = (self.words[TEXT_LEN].load(Ordering::Relaxed) as usize).min(TEXT_BYTES);
@@ -147,7 +153,7 @@ impl Slot<'_> {
             busy_since: (busy != 0).then_some(busy),
             last_beat: self.words[LAST_BEAT].load(Ordering::Acquire),
             pid: self.words[PID].load(Ordering::Relaxed) as i32,
-            booted: self.words[BOOTED].load(Ordering::Acquire) == 1,
+            booted: self.booted(),
             paused: self.words[PAUSED_AT].load(Ordering::Acquire) != 0,
             request: String::from_utf8_lossy(&text).into_owned(),
         }

@@ -2,7 +2,7 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::clock::{civil_from_unix, Civil, MONTHS};
+use crate::clock::{civil_from_unix, MONTHS};
 
 /// Whole seconds since the epoch; times before it are negative.
 pub fn unix_secs(t: SystemTime) -> i64 {
@@ -18,31 +18,25 @@ pub fn unix_secs(t: SystemTime) -> i64 {
 
 /// The error log's `2026-11-26 12:00:00 +0000`.
 pub fn write_error_log_time(out: &mut String, t: SystemTime) {
-    let Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: h,
-        minute: mi,
-        second: s,
-        ..
-    } = civil_from_unix(unix_secs(t));
-    let _ = write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000");
+    let c = civil_from_unix(unix_secs(t));
+    let (y, mo, d) = (c.year, c.month, c.day);
+    let _ = write!(
+        out,
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02} +0000",
+        c.hour, c.minute, c.second
+    );
 }
 
 /// The access log's `[26/Nov/2026:12:00:00 +0000]`.
 pub fn write_access_log_time(out: &mut String, t: SystemTime) {
-    let Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: h,
-        minute: mi,
-        second: s,
-        ..
-    } = civil_from_unix(unix_secs(t));
-    let month = MONTHS[(mo - 1) as usize];
-    let _ = write!(out, "[{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{s:02} +0000]");
+    let c = civil_from_unix(unix_secs(t));
+    let month = MONTHS[(c.month - 1) as usize];
+    let (d, y) = (c.day, c.year);
+    let _ = write!(
+        out,
+        "[{d:02}/{month}/{y:04}:{:02}:{:02}:{:02} +0000]",
+        c.hour, c.minute, c.second
+    );
 }
 
 #[cfg(test)]

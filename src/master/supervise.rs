@@ -38,7 +38,7 @@ impl Arbiter {
             else {
                 continue;
             };
-            let booted = generation.heartbeats.slot(worker.slot, 0).view().booted;
+            let booted = generation.heartbeats.slot(worker.slot, 0).booted();
             generation.booted |= booted;
             if worker.killed || !matches!(self.phase, Phase::Running) {
                 continue;
@@ -114,15 +114,17 @@ impl Arbiter {
         self.announced_workers = Some(booted);
     }
 
+    /// Whether `worker` finished booting, from its heartbeat record.
+    fn is_booted(&self, worker: &super::workers::Worker) -> bool {
+        self.generation(worker.generation)
+            .is_some_and(|g| g.heartbeats.slot(worker.slot, 0).booted())
+    }
+
     fn booted_workers(&self) -> usize {
-        let booted = |w: &&super::workers::Worker| {
-            self.generation(w.generation)
-                .is_some_and(|g| g.heartbeats.slot(w.slot, 0).view().booted)
-        };
         self.workers
             .iter()
             .filter(|w| w.retire_deadline_ms.is_none())
-            .filter(booted)
+            .filter(|w| self.is_booted(w))
             .count()
     }
 
@@ -162,17 +164,14 @@ impl Arbiter {
     /// Marks generations whose workers booted; a reload completes when the new generation has
     /// all its workers up, and only then are the old workers asked to finish.
     pub(super) fn note_boots(&mut self) {
+        let booted: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|w| self.is_booted(w))
+            .map(|w| w.generation)
+            .collect();
         for generation in &mut self.generations {
-            let booted = self
-                .workers
-                .iter()
-                .filter(|w| w.generation == generation.id);
-            let booted = booted
-                .filter(|w| generation.heartbeats.slot(w.slot, 0).view().booted)
-                .count();
-            if booted > 0 {
-                generation.booted = true;
-            }
+            generation.booted |= booted.contains(&generation.id);
         }
         let now = monotonic_ms();
         let settled = self
@@ -195,13 +194,12 @@ impl Arbiter {
     }
 
     fn all_booted(&self, generation: u64) -> bool {
-        let Some(gen) = self.generation(generation) else {
-            return false;
-        };
-        self.workers
-            .iter()
-            .filter(|w| w.generation == generation)
-            .all(|w| gen.heartbeats.slot(w.slot, 0).view().booted)
+        self.generation(generation).is_some()
+            && self
+                .workers
+                .iter()
+                .filter(|w| w.generation == generation)
+                .all(|w| self.is_booted(w))
     }
 
     /// Asks workers to finish their requests and exit (USR2: "retire", leaving the listen queue

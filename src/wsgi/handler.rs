@@ -300,11 +300,15 @@ fn send_wrapped_file(
     wrapper: &FileWrapper,
     state: &SharedResponse,
 ) -> Option<Result<(), SendError>> {
-    let (fd, offset) = real_file(py, wrapper)?;
-    let (file, size) = crate::http::conn::dup_regular_file(fd)?;
-    if !lock(state).started || !lock(state).writer.can_send_file() {
+    let ready = {
+        let state = lock(state);
+        state.started && state.writer.can_send_file()
+    };
+    if !ready {
         return None;
     }
+    let (fd, offset) = real_file(py, wrapper)?;
+    let (file, size) = crate::http::conn::dup_regular_file(fd)?;
     let count = size.saturating_sub(offset);
     Some(
         py.detach(|| lock(state).writer.send_file(&file, offset, count))
