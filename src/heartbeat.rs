@@ -100,11 +100,15 @@ impl Slot<'_> {
 
     /// Marks a request as running; the text is written before the stamp that makes it visible.
     pub fn begin(&self, now_ms: u64, method: &str, target: &str) {
-        let mut text = Vec::with_capacity(TEXT_BYTES);
-        text.extend_from_slice(method.as_bytes());
-        text.push(b' ');
-        text.extend_from_slice(target.as_bytes());
-        text.truncate(TEXT_BYTES);
+        let mut text = [0u8; TEXT_BYTES];
+        let len = [method.as_bytes(), b" ", target.as_bytes()]
+            .iter()
+            .fold(0, |at, part| {
+                let n = part.len().min(TEXT_BYTES - at);
+                text[at..at + n].copy_from_slice(&part[..n]);
+                at + n
+            });
+        let text = &text[..len];
         for (i, chunk) in text.chunks(8).enumerate() {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);

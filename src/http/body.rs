@@ -216,7 +216,7 @@ impl BodyReader {
     }
 
     fn discard_rest(&mut self, max: u64) -> bool {
-        let mut sink = Vec::with_capacity(8192);
+        let mut sink = Vec::new();
         let mut drained = 0u64;
         while !self.is_done() {
             sink.clear();

@@ -6,6 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::Interest;
+
 use crate::sockets::io as sockio;
 pub use crate::sockets::io::{dup_regular_file, set_wait_hook};
 
@@ -24,11 +26,19 @@ impl Stream {
         }
     }
 
-    /// Non-blocking read that keeps the reactor's readiness bookkeeping right.
+    /// Non-blocking read that keeps the reactor's readiness bookkeeping right. A short read means
+    /// the socket is empty, so readiness is cleared then too: the next wait goes to epoll instead
+    /// of a recv that would fail with EAGAIN (what tokio's own `poll_read` does).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_read(buf),
-            Stream::Unix(s) => s.try_read(buf),
+        let mut short = 0;
+        let read = || sockio::read_unless_short(self.as_fd(), buf, &mut short);
+        let result = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, read),
+            Stream::Unix(s) => s.try_io(Interest::READABLE, read),
+        };
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
+            other => other,
         }
     }
 }
@@ -122,6 +132,15 @@ impl ConnIo {
 
     pub fn shutdown_write(&self) {
         sockio::shutdown_write(self.stream.as_fd())
+    }
+
+    /// Ends the connection after its last response. Dropping the only handle closes the socket,
+    /// which sends the FIN; when something else still holds it (a write() callable the app kept),
+    /// shutting down the write side tells the client now.
+    pub fn close(self) {
+        if Arc::strong_count(&self.stream) > 1 {
+            self.shutdown_write();
+        }
     }
 }
 

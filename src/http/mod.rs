@@ -61,6 +61,9 @@ pub struct ExchangeConfig {
     pub limit_request_body: u64,
     /// `sync` semantics: `Connection: close` after every response.
     pub close_after_response: bool,
+    /// Small complete responses come back in `Finished::held_output` for the reactor to send
+    /// (only when requests run inline on the reactor thread).
+    pub defer_small_responses: bool,
 }
 
 /// One request handed to a `Handler`: the parsed head, the connection with any bytes already read
@@ -81,6 +84,8 @@ pub struct Exchange {
 pub struct Finished {
     pub conn: ConnIo,
     pub keep_alive: bool,
+    /// A complete response not yet sent (see `ExchangeConfig::defer_small_responses`).
+    pub held_output: Vec<u8>,
     pub report: Report,
 }
 
@@ -90,11 +95,12 @@ impl Finished {
         Finished {
             conn,
             keep_alive: false,
+            held_output: Vec::new(),
             report: Report {
                 head,
                 status,
                 body_bytes: 0,
-                response_headers: Vec::new(),
+                response_headers: None,
             },
         }
     }
@@ -105,7 +111,8 @@ pub struct Report {
     pub head: RequestHead,
     pub status: u16,
     pub body_bytes: u64,
-    pub response_headers: Vec<(String, String)>,
+    /// The app's status and headers as sent (None when the app never started a response).
+    pub response_headers: Option<response::HeaderBlock>,
 }
 
 /// Runs one request to completion on the calling thread, blocking on the socket as needed.

@@ -119,6 +119,82 @@ fn push_latin1(out: &mut Vec<u8>, text: &str) {
     }
 }
 
+/// An app's status and headers, validated and rendered for the wire as they are handed over, so
+/// no header is copied into a string of its own.
+#[derive(Debug)]
+pub struct HeaderBlock {
+    status: u16,
+    /// The status text (latin-1), then `\r\nName: value` for every header that goes out.
+    rendered: Vec<u8>,
+    status_len: usize,
+    app_length: Option<u64>,
+    /// The app sent `Connection: close`.
+    close: bool,
+}
+
+impl HeaderBlock {
+    pub fn new(status: &str) -> Result<Self, ResponseError> {
+        let code = validate_status(status)?;
+        let mut rendered = Vec::with_capacity(128);
+        push_latin1(&mut rendered, status);
+        Ok(HeaderBlock {
+            status: code,
+            status_len: rendered.len(),
+            rendered,
+            app_length: None,
+            close: false,
+        })
+    }
+
+    /// Adds one app header; hop-by-hop headers are dropped (the server frames the message), as
+    /// gunicorn does.
+    pub fn push(&mut self, name: &str, value: &str) -> Result<(), ResponseError> {
+        validate_header(name, value)?;
+        match classify(name) {
+            HeaderKind::Connection => {
+                self.close |= value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"));
+                return Ok(());
+            }
+            HeaderKind::HopByHop => return Ok(()),
+            HeaderKind::ContentLength => {
+                let parsed = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| ResponseError::InvalidHeaderValue(name.to_string()))?;
+                self.app_length = Some(parsed);
+            }
+            HeaderKind::Normal => {}
+        }
+        self.rendered.extend_from_slice(b"\r\n");
+        self.rendered.extend_from_slice(name.as_bytes());
+        self.rendered.extend_from_slice(b": ");
+        push_latin1(&mut self.rendered, value);
+        Ok(())
+    }
+
+    fn fields(&self) -> &[u8] {
+        &self.rendered[self.status_len..]
+    }
+
+    /// The headers as sent, for the access log.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let latin1 = |bytes: &[u8]| bytes.iter().map(|&b| b as char).collect::<String>();
+        self.fields()
+            .split(|&b| b == b'\n')
+            .filter_map(|line| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((latin1(&line[..colon]), latin1(&line[colon + 2..])))
+            })
+            .collect()
+    }
+}
+
+/// Largest complete response (app headers and body) that `defer_complete_responses` holds back.
+const DEFER_LIMIT: usize = 16 * 1024;
+
 /// Writes one response; created per request by whoever runs the app.
 pub struct ResponseWriter {
     sender: Sender,
@@ -126,12 +202,13 @@ pub struct ResponseWriter {
     is_head: bool,
     keep_alive: bool,
     status: u16,
-    status_line: String,
-    headers: Vec<(String, String)>,
+    headers: Option<HeaderBlock>,
     app_length: Option<u64>,
     framing: Option<Framing>,
     remaining: u64,
     body_bytes: u64,
+    defer: bool,
+    deferred: Vec<u8>,
 }
 
 impl ResponseWriter {
@@ -143,13 +220,40 @@ impl ResponseWriter {
             is_head,
             keep_alive,
             status: 0,
-            status_line: String::new(),
-            headers: Vec::new(),
+            headers: None,
             app_length: None,
             framing: None,
             remaining: 0,
             body_bytes: 0,
+            defer: false,
+            deferred: Vec::new(),
         }
+    }
+
+    /// A small response that is complete in one write is kept in memory instead of sent, for the
+    /// caller to send with `take_deferred` once other connections' requests have run: responses
+    /// then leave in bursts and the clients wake once per burst, not once per response.
+    pub fn defer_complete_responses(&mut self) {
+        self.defer = true;
+    }
+
+    /// The held-back bytes of a complete response (empty when it was sent directly).
+    pub fn take_deferred(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Writes `slices` after anything held back.
+    fn send(&mut self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        self.flush_deferred()?;
+        self.sender.write_all(slices)
+    }
+
+    fn flush_deferred(&mut self) -> io::Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.deferred);
+        self.sender.write_all(&mut [IoSlice::new(&held)])
     }
 
     pub fn headers_sent(&self) -> bool {
@@ -161,8 +265,8 @@ impl ResponseWriter {
     }
 
     /// The app's headers, handed over once the response is complete (for the access log).
-    pub fn take_headers(&mut self) -> Vec<(String, String)> {
-        std::mem::take(&mut self.headers)
+    pub fn take_headers(&mut self) -> Option<HeaderBlock> {
+        self.headers.take()
     }
 
     pub fn body_bytes(&self) -> u64 {
@@ -175,28 +279,10 @@ impl ResponseWriter {
     }
 
     /// Sets (or, before anything was sent, replaces) the status and headers.
-    pub fn start(
-        &mut self,
-        status: &str,
-        headers: Vec<(String, String)>,
-    ) -> Result<(), ResponseError> {
-        let code = validate_status(status)?;
-        let mut app_length = None;
-        for (name, value) in &headers {
-            validate_header(name, value)?;
-            if classify(name) == HeaderKind::ContentLength {
-                let parsed = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| ResponseError::InvalidHeaderValue(name.clone()))?;
-                app_length = Some(parsed);
-            }
-        }
-        self.status = code;
-        self.status_line = status.to_string();
-        self.headers = headers;
-        self.app_length = app_length;
-        Ok(())
+    pub fn start(&mut self, headers: HeaderBlock) {
+        self.status = headers.status;
+        self.app_length = headers.app_length;
+        self.headers = Some(headers);
     }
 
     fn body_allowed(&self) -> bool {
@@ -215,32 +301,17 @@ impl ResponseWriter {
     }
 
     fn build_head(&mut self, framing: Framing) -> Vec<u8> {
-        let mut head = Vec::with_capacity(256);
+        let block = self.headers.as_ref().expect("the head is built after start");
+        let mut head = Vec::with_capacity(160 + block.rendered.len());
         head.extend_from_slice(self.version.as_str().as_bytes());
         head.push(b' ');
-        push_latin1(&mut head, &self.status_line);
+        head.extend_from_slice(&block.rendered[..block.status_len]);
         head.extend_from_slice(b"\r\nServer: rgunicorn\r\nDate: ");
         date::push_now(&mut head);
-        let mut wrote_length = false;
-        for (name, value) in &self.headers {
-            match classify(name) {
-                HeaderKind::Connection => {
-                    if value
-                        .split(',')
-                        .any(|t| t.trim().eq_ignore_ascii_case("close"))
-                    {
-                        self.keep_alive = false;
-                    }
-                    continue;
-                }
-                HeaderKind::HopByHop => continue,
-                HeaderKind::ContentLength => wrote_length = true,
-                HeaderKind::Normal => {}
-            }
-            head.extend_from_slice(b"\r\n");
-            push_latin1(&mut head, name);
-            head.extend_from_slice(b": ");
-            push_latin1(&mut head, value);
+        head.extend_from_slice(block.fields());
+        let wrote_length = block.app_length.is_some();
+        if block.close {
+            self.keep_alive = false;
         }
         if framing == Framing::Close {
             self.keep_alive = false;
@@ -285,12 +356,60 @@ impl ResponseWriter {
         self.write_parts(&[data], known_total)
     }
 
+    /// Whether `write_parts(parts, known_total)` would only hold the response back (see
+    /// `defer_complete_responses`), never touching the socket, so it cannot block.
+    pub fn would_hold(&self, parts: &[&[u8]], known_total: Option<u64>) -> bool {
+        let Some(block) = &self.headers else {
+            return false;
+        };
+        if !self.defer || self.framing.is_some() || !self.deferred.is_empty() {
+            return false;
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let complete = match self.choose_framing(known_total) {
+            Framing::Length(n) => n <= len as u64,
+            Framing::NoBody => true,
+            Framing::Chunked | Framing::Close => false,
+        };
+        complete && block.rendered.len() + len <= DEFER_LIMIT
+    }
+
     /// Like `write` for several pieces, sent with one writev where the kernel allows.
     pub fn write_parts(&mut self, parts: &[&[u8]], known_total: Option<u64>) -> io::Result<()> {
+        let hold = self.would_hold(parts, known_total);
         let head = self.take_head(known_total);
-        let parts = self.fit_to_framing(parts);
-        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = parts
+            .iter()
+            .map(|p| p.len())
+            .sum::<usize>()
+            .min(self.body_allowance());
+        if let Some(Framing::Length(_)) = self.framing {
+            self.remaining -= len as u64;
+        }
         self.body_bytes += len as u64;
+        if let Some(mut head) = head {
+            if hold {
+                cut_to(parts, len).for_each(|part| head.extend_from_slice(part));
+                self.deferred = head;
+                return Ok(());
+            }
+            return self.send_framed(Some(&head), parts, len);
+        }
+        self.send_framed(None, parts, len)
+    }
+
+    /// How many more body bytes the framing lets out: none for bodiless responses, no more than
+    /// the declared Content-Length.
+    fn body_allowance(&self) -> usize {
+        match self.framing {
+            Some(Framing::NoBody) | None => 0,
+            Some(Framing::Length(_)) => usize::try_from(self.remaining).unwrap_or(usize::MAX),
+            Some(Framing::Chunked | Framing::Close) => usize::MAX,
+        }
+    }
+
+    /// Sends the head (if given) and the first `len` bytes of `parts`, as one chunk when chunked.
+    fn send_framed(&mut self, head: Option<&[u8]>, parts: &[&[u8]], len: usize) -> io::Result<()> {
         let chunked = self.framing == Some(Framing::Chunked) && len > 0;
         let size_line = if chunked {
             format!("{len:x}\r\n")
@@ -298,42 +417,18 @@ impl ResponseWriter {
             String::new()
         };
         let mut slices = Vec::with_capacity(parts.len() + 3);
-        slices.extend(head.as_deref().map(IoSlice::new));
+        slices.extend(head.map(IoSlice::new));
         if chunked {
             slices.push(IoSlice::new(size_line.as_bytes()));
         }
-        slices.extend(
-            parts
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| IoSlice::new(p)),
-        );
+        slices.extend(cut_to(parts, len).map(IoSlice::new));
         if chunked {
             slices.push(IoSlice::new(b"\r\n"));
         }
         if slices.is_empty() {
             return Ok(());
         }
-        self.sender.write_all(&mut slices)
-    }
-
-    /// Drops what the framing forbids: everything for bodiless responses, and whatever goes past
-    /// the declared Content-Length.
-    fn fit_to_framing<'a>(&mut self, parts: &[&'a [u8]]) -> Vec<&'a [u8]> {
-        match self.framing {
-            Some(Framing::NoBody) | None => Vec::new(),
-            Some(Framing::Length(_)) => parts
-                .iter()
-                .map(|part| {
-                    let cut = usize::try_from(self.remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(part.len());
-                    self.remaining -= cut as u64;
-                    &part[..cut]
-                })
-                .collect(),
-            Some(Framing::Chunked | Framing::Close) => parts.to_vec(),
-        }
+        self.send(&mut slices)
     }
 
     /// Sends `count` bytes of a regular file from `offset` with sendfile(2).
@@ -344,7 +439,7 @@ impl ResponseWriter {
             None
         };
         if let Some(head) = self.take_head(total) {
-            self.sender.write_all(&mut [IoSlice::new(&head)])?;
+            self.send(&mut [IoSlice::new(&head)])?;
         }
         if self.framing == Some(Framing::Chunked) {
             return Err(io::ErrorKind::Unsupported.into());
@@ -354,6 +449,7 @@ impl ResponseWriter {
             Some(Framing::NoBody) => 0,
             _ => count,
         };
+        self.flush_deferred()?;
         let sent = self.sender.send_file(file, offset, count)?;
         if let Some(Framing::Length(_)) = self.framing {
             self.remaining -= sent;
@@ -372,13 +468,28 @@ impl ResponseWriter {
         }
     }
 
+    /// Whether `finish` would neither write nor wait (the body is framed and out, or the whole
+    /// response is only held back).
+    pub fn finish_is_quiet(&self) -> bool {
+        match self.framing {
+            Some(Framing::Chunked) => false,
+            Some(_) => true,
+            None => self.would_hold(&[], Some(0)),
+        }
+    }
+
     /// Ends the response: sends the head if nothing was sent, and the last chunk when chunked.
     pub fn finish(&mut self) -> io::Result<()> {
+        let hold = self.would_hold(&[], Some(0));
         if let Some(head) = self.take_head(Some(0)) {
-            return self.sender.write_all(&mut [IoSlice::new(&head)]);
+            if hold {
+                self.deferred = head;
+                return Ok(());
+            }
+            return self.send(&mut [IoSlice::new(&head)]);
         }
         if self.framing == Some(Framing::Chunked) {
-            return self.sender.write_all(&mut [IoSlice::new(b"0\r\n\r\n")]);
+            return self.send(&mut [IoSlice::new(b"0\r\n\r\n")]);
         }
         Ok(())
     }
@@ -387,6 +498,18 @@ impl ResponseWriter {
     pub fn abort(&mut self) {
         self.keep_alive = false;
     }
+}
+
+/// The non-empty leading pieces of `parts` holding its first `len` bytes.
+fn cut_to<'a>(parts: &'a [&'a [u8]], mut len: usize) -> impl Iterator<Item = &'a [u8]> {
+    parts
+        .iter()
+        .map(move |part| {
+            let n = part.len().min(len);
+            len -= n;
+            &part[..n]
+        })
+        .filter(|part| !part.is_empty())
 }
 
 /// Writes a complete plain-text error response and asks for the connection to close.

@@ -1,14 +1,16 @@
 //! The per-worker reactor: accepts connections while a request thread is free, reads request heads
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
-use std::io;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::conn::{ConnIo, Stream};
 use super::parser::parse_head;
@@ -273,8 +275,13 @@ async fn serve_connection(
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
     let mut served: u32 = 0;
+    // One timer for the connection's life, moved forward for each wait: re-arming a registered
+    // timer to a later deadline does not touch the timer wheel.
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(
+        Instant::now() + config.head_timeout
+    ));
     loop {
-        let head = match read_head(&mut conn, config, first).await {
+        let head = match read_head(&mut conn, config, first, timer.as_mut()).await {
             HeadRead::Head(head) => head,
             HeadRead::Closed => return,
             HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),
@@ -289,8 +296,13 @@ async fn serve_connection(
         if let Err(no) = read_body_ahead(&mut conn, &head, idle, body_limit).await {
             return reject(&conn, &peer, no.status, &no.detail);
         }
-        let Ok(permit) = shared.threads.acquire().await else {
-            return;
+        // An inline request runs within this poll, so no other can hold the thread meanwhile.
+        let permit = match shared.runner {
+            Runner::Inline(_) => None,
+            Runner::Pool(_) => match shared.threads.acquire().await {
+                Ok(permit) => Some(permit),
+                Err(_) => return,
+            },
         };
         let last = is_last_request(shared) || *stop.borrow() || config.keepalive.is_none();
         let exchange = Exchange {
@@ -306,9 +318,15 @@ async fn serve_connection(
         };
         drop(permit);
         conn = finished.conn;
+        if !finished.held_output.is_empty() {
+            after_queued_tasks().await;
+            let mut output = [IoSlice::new(&finished.held_output)];
+            if conn.sender().write_all(&mut output).is_err() {
+                return;
+            }
+        }
         if last || !finished.keep_alive {
-            conn.shutdown_write();
-            return;
+            return conn.close();
         }
         first = false;
         served += 1;
@@ -318,6 +336,21 @@ async fn serve_connection(
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// Lets the tasks already in the run queue (other connections' requests) run first: their
+/// responses then go out back to back with this one.
+async fn after_queued_tasks() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if queued {
+            return Poll::Ready(());
+        }
+        queued = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// Counts a request about to run; true when it is this worker's last under max_requests, in which
@@ -361,7 +394,12 @@ fn describe_peer(peer: &Peer) -> String {
     }
 }
 
-async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool) -> HeadRead {
+async fn read_head(
+    conn: &mut ConnIo,
+    config: &ServeConfig,
+    first: bool,
+    mut timer: Pin<&mut Sleep>,
+) -> HeadRead {
     let head_deadline = Instant::now() + config.head_timeout;
     loop {
         if !conn.unread().is_empty() {
@@ -383,11 +421,11 @@ async fn read_head(conn: &mut ConnIo, config: &ServeConfig, first: bool) -> Head
             (true, Some(keepalive)) => Instant::now() + keepalive,
             _ => head_deadline,
         };
-        // Readiness first: when the bytes are already there the timer is never registered.
+        timer.as_mut().reset(deadline);
         tokio::select! {
             biased;
             ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
-            _ = tokio::time::sleep_until(deadline) => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
+            _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
         }
         match conn.read_available() {
             Ok(0) => return HeadRead::Closed,

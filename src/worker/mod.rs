@@ -136,8 +136,9 @@ fn serve_config(settings: &Settings) -> ServeConfig {
         settings.timeout
     };
     let gthread = settings.worker_class == WorkerClass::Gthread;
+    let threads = settings.threads.max(1) as usize;
     ServeConfig {
-        threads: settings.threads.max(1) as usize,
+        threads,
         keepalive: (gthread && !settings.keepalive.is_zero()).then_some(settings.keepalive),
         head_timeout: timeout,
         worker_connections: settings.worker_connections.max(1) as usize,
@@ -152,6 +153,7 @@ fn serve_config(settings: &Settings) -> ServeConfig {
             io_timeout: timeout,
             limit_request_body: settings.limit_request_body,
             close_after_response: !gthread,
+            defer_small_responses: threads == 1,
         }),
     }
 }

@@ -89,6 +89,11 @@ fn log_access(
     started: (SystemTime, Instant),
 ) {
     let report = &finished.report;
+    let response_headers = report
+        .response_headers
+        .as_ref()
+        .map(|block| block.pairs())
+        .unwrap_or_default();
     let remote = match peer {
         Peer::Tcp(addr) => addr.ip().to_string(),
         Peer::Unix => String::new(),
@@ -103,7 +108,7 @@ fn log_access(
         status: report.status,
         response_length: Some(report.body_bytes),
         request_headers: &report.head.headers,
-        response_headers: &report.response_headers,
+        response_headers: &response_headers,
         started: started.0,
         duration: started.1.elapsed(),
         pid: current_pid() as u32,

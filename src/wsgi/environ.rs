@@ -39,6 +39,20 @@ impl From<PyErr> for EnvironError {
     }
 }
 
+/// Keys `build` sets on every request, whatever the request.
+const PER_REQUEST_KEYS: [&str; 10] = [
+    "REQUEST_METHOD",
+    "QUERY_STRING",
+    "RAW_URI",
+    "PATH_INFO",
+    "SERVER_PROTOCOL",
+    "wsgi.url_scheme",
+    "wsgi.input",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+];
+
 pub struct EnvironTemplate {
     base: Py<PyDict>,
     settings: EnvironSettings,
@@ -46,7 +60,12 @@ pub struct EnvironTemplate {
 
 impl EnvironTemplate {
     pub fn new(py: Python<'_>, settings: EnvironSettings) -> PyResult<Self> {
-        let base = PyDict::new(py);
+        // Room for the keys every request sets and its headers, and those keys already present
+        // (their values replaced per request), so filling a copy neither inserts nor resizes.
+        let base = super::interpreter::presized_dict(py, 40)?;
+        for key in PER_REQUEST_KEYS {
+            base.set_item(key, py.None())?;
+        }
         base.set_item("wsgi.version", (1, 0))?;
         base.set_item("wsgi.multithread", settings.multithread)?;
         base.set_item("wsgi.multiprocess", settings.multiprocess)?;
@@ -77,11 +96,15 @@ impl EnvironTemplate {
         let scheme = self.url_scheme(head, peer)?;
         let forwarded = self.forwarded(head, peer);
         let script_name = match forwarded.iter().find(|(name, _)| name == "SCRIPT_NAME") {
-            Some((_, value)) => String::from_utf8_lossy(value).into_owned(),
-            None => self.settings.script_name.clone(),
+            Some((_, value)) => String::from_utf8_lossy(value),
+            None => self.settings.script_name.as_str().into(),
         };
-        let path = head.path.strip_prefix(script_name.as_str());
-        let path = path.ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?;
+        let path = match script_name.as_ref() {
+            "" => head.path.as_str(),
+            prefix => head.path.strip_prefix(prefix).ok_or(EnvironError::BadRequest(
+                "request path outside SCRIPT_NAME",
+            ))?,
+        };
         env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
         env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
@@ -264,8 +287,11 @@ pub fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 }
 
 /// Percent-decodes like urllib.parse.unquote_to_bytes: malformed escapes stay as they are.
-pub fn percent_decode(text: &str) -> Vec<u8> {
+pub fn percent_decode(text: &str) -> std::borrow::Cow<'_, [u8]> {
     let bytes = text.as_bytes();
+    if !bytes.contains(&b'%') {
+        return bytes.into();
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -286,7 +312,7 @@ pub fn percent_decode(text: &str) -> Vec<u8> {
             }
         }
     }
-    out
+    out.into()
 }
 
 #[cfg(test)]
@@ -295,11 +321,11 @@ mod tests {
 
     #[test]
     fn percent_decoding_matches_unquote_to_bytes() {
-        assert_eq!(percent_decode("/a%20b"), b"/a b");
-        assert_eq!(percent_decode("/%E2%82%AC"), vec![b'/', 0xE2, 0x82, 0xAC]);
-        assert_eq!(percent_decode("/bad%zz%4"), b"/bad%zz%4");
-        assert_eq!(percent_decode("/plus+stays"), b"/plus+stays");
-        assert_eq!(percent_decode("%2f"), b"/");
-        assert_eq!(percent_decode("%+1"), b"%+1");
+        assert_eq!(*percent_decode("/a%20b"), *b"/a b");
+        assert_eq!(*percent_decode("/%E2%82%AC"), [b'/', 0xE2, 0x82, 0xAC]);
+        assert_eq!(*percent_decode("/bad%zz%4"), *b"/bad%zz%4");
+        assert_eq!(*percent_decode("/plus+stays"), *b"/plus+stays");
+        assert_eq!(*percent_decode("%2f"), *b"/");
+        assert_eq!(*percent_decode("%+1"), *b"%+1");
     }
 }

@@ -12,7 +12,7 @@ use super::file_wrapper::{real_file, FileWrapper};
 use super::start_response::{lock, ResponseState, SharedResponse, StartResponse};
 use super::streams::{InputShared, InputStream};
 use crate::http::body::BodyReader;
-use crate::http::response::{reason, write_error};
+use crate::http::response::{reason, write_error, HeaderBlock};
 use crate::http::{Exchange, Finished, Handler, RequestHead, ResponseWriter};
 
 /// At most this much unread request body is discarded to keep a connection alive.
@@ -53,12 +53,15 @@ impl Handler for WsgiHandler {
         } = exchange;
         let sender = conn.sender();
         let keep_alive = head.keep_alive && !config.close_after_response && !last;
-        let writer = ResponseWriter::new(
+        let mut writer = ResponseWriter::new(
             sender.clone(),
             head.version,
             head.method == "HEAD",
             keep_alive,
         );
+        if config.defer_small_responses {
+            writer.defer_complete_responses();
+        }
         let body = match BodyReader::new(
             conn,
             &head.framing,
@@ -85,6 +88,7 @@ impl Handler for WsgiHandler {
         Finished {
             conn,
             keep_alive: reusable && state.writer.keep_alive(),
+            held_output: state.writer.take_deferred(),
             report: crate::http::Report {
                 status: state.writer.status(),
                 body_bytes: state.writer.body_bytes(),
@@ -163,12 +167,10 @@ fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &s
             return;
         }
         let body = format!("{}\n", reason(status));
-        let headers = vec![("Content-Type".to_string(), "text/plain".to_string())];
-        if state
-            .writer
-            .start(&format!("{status} {}", reason(status)), headers)
-            .is_ok()
-        {
+        let block = HeaderBlock::new(&format!("{status} {}", reason(status)))
+            .and_then(|mut block| block.push("Content-Type", "text/plain").map(|()| block));
+        if let Ok(block) = block {
+            state.writer.start(block);
             let _ = state.writer.write(body.as_bytes(), Some(body.len() as u64));
         }
         tracing::debug!(status, "answered with an error: {detail}");
@@ -185,13 +187,18 @@ fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Erro
 }
 
 fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
-    let result = py.detach(|| {
+    let end = || {
         let mut state = lock(state);
         if !state.started {
             return Ok(false);
         }
         state.writer.finish().map(|()| true)
-    });
+    };
+    let result = if lock(state).writer.finish_is_quiet() {
+        end()
+    } else {
+        py.detach(end)
+    };
     match result {
         Ok(true) => {}
         Ok(false) => {
@@ -256,18 +263,16 @@ fn send_sequence(
     items: Vec<Bound<'_, PyAny>>,
     state: &SharedResponse,
 ) -> Result<(), SendError> {
-    let chunks = items
+    let parts = items
         .iter()
-        .map(as_body_bytes)
-        .collect::<PyResult<Vec<_>>>()?;
-    let parts: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+        .map(|item| as_body_bytes(item).map(|chunk| chunk.as_bytes()))
+        .collect::<PyResult<Vec<&[u8]>>>()?;
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total == 0 {
         return Ok(());
     }
     require_started(state)?;
-    py.detach(|| lock(state).writer.write_parts(&parts, Some(total as u64)))
-        .map_err(SendError::Client)
+    write_parts(py, state, &parts, Some(total as u64))
 }
 
 fn write_chunk(
@@ -280,8 +285,24 @@ fn write_chunk(
         return Ok(());
     }
     require_started(state)?;
-    py.detach(|| lock(state).writer.write(data, known_total))
-        .map_err(SendError::Client)
+    write_parts(py, state, &[data], known_total)
+}
+
+/// Writes with the GIL released, unless the writer only holds the response in memory.
+fn write_parts(
+    py: Python<'_>,
+    state: &SharedResponse,
+    parts: &[&[u8]],
+    known_total: Option<u64>,
+) -> Result<(), SendError> {
+    let mut response = lock(state);
+    let sent = if response.writer.would_hold(parts, known_total) {
+        response.writer.write_parts(parts, known_total)
+    } else {
+        drop(response);
+        py.detach(|| lock(state).writer.write_parts(parts, known_total))
+    };
+    sent.map_err(SendError::Client)
 }
 
 fn require_started(state: &SharedResponse) -> Result<(), SendError> {

@@ -2,10 +2,11 @@
 //! exc_info rules, and writes through the response writer with the GIL released.
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use crate::http::response::{HeaderBlock, ResponseError};
 use crate::http::ResponseWriter;
 
 /// The response of one request, shared by start_response, write() and the request runner.
@@ -33,15 +34,28 @@ impl StartResponse {
     }
 }
 
-fn extract_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
-    let mut out = Vec::new();
+/// Validates and renders the app's status and headers without copying them into Rust strings.
+fn header_block(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<HeaderBlock> {
+    let status = status
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("status must be a str"))?;
+    let invalid = |e: ResponseError| PyValueError::new_err(e.to_string());
+    let mut block = HeaderBlock::new(status.to_str()?).map_err(invalid)?;
+    let not_a_pair = || PyTypeError::new_err("response headers must be (str, str) tuples");
     for item in headers.try_iter()? {
-        let (name, value): (String, String) = item?.extract().map_err(|_| {
-            pyo3::exceptions::PyTypeError::new_err("response headers must be (str, str) tuples")
-        })?;
-        out.push((name, value));
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
+        if pair.len() != 2 {
+            return Err(not_a_pair());
+        }
+        let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
+        let name = name.cast::<PyString>().map_err(|_| not_a_pair())?;
+        let value = value.cast::<PyString>().map_err(|_| not_a_pair())?;
+        block
+            .push(name.to_str()?, value.to_str()?)
+            .map_err(invalid)?;
     }
-    Ok(out)
+    Ok(block)
 }
 
 /// Re-raises the exception of an exc_info triple.
@@ -66,10 +80,7 @@ impl StartResponse {
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<Write>> {
-        let status: String = status
-            .extract()
-            .map_err(|_| pyo3::exceptions::PyTypeError::new_err("status must be a str"))?;
-        let headers = extract_headers(headers)?;
+        let block = header_block(status, headers)?;
         let with_exc_info = exc_info.is_some_and(|e| !e.is_none());
         {
             let mut state = lock(&self.state);
@@ -81,10 +92,7 @@ impl StartResponse {
                     "start_response called a second time without exc_info",
                 ));
             }
-            state
-                .writer
-                .start(&status, headers)
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            state.writer.start(block);
             state.started = true;
         }
         Py::new(
