@@ -51,6 +51,14 @@ pub fn die_with_parent() {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
 }
 
+/// Gives the C heap's free memory back to the kernel (malloc_trim): freed chunks otherwise stay
+/// resident, and in a forked process they count as its own once touched.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only rearranges the allocator's own free memory; no pointer we hold is
+    // affected.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// Drops this process's resident pages of read-only file mappings that hold nothing but the file
 /// (library code and constants): the zygote touched them while importing the app, and holding them
 /// would count them against it alone. They come back from the page cache on the next access.

@@ -16,13 +16,17 @@ pub use crate::sockets::io::{dup_regular_file, set_wait_hook};
 pub enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+    /// Accepted but not registered with the reactor yet (see `ConnIo::register`): a connection
+    /// whose one request is already there is served and closed without any epoll call.
+    Plain(std::net::TcpStream),
 }
 
 impl Stream {
-    pub async fn readable(&self) -> io::Result<()> {
+    async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable().await,
             Stream::Unix(s) => s.readable().await,
+            Stream::Plain(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -35,6 +39,7 @@ impl Stream {
         let result = match self {
             Stream::Tcp(s) => s.try_io(Interest::READABLE, read),
             Stream::Unix(s) => s.try_io(Interest::READABLE, read),
+            Stream::Plain(s) => return Ok(nix::unistd::read(s.as_fd(), buf)?),
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
@@ -48,6 +53,7 @@ impl AsFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
+            Stream::Plain(s) => s.as_fd(),
         }
     }
 }
@@ -128,6 +134,27 @@ impl ConnIo {
         let got = sockio::read_some(stream.as_fd(), self.room(BODY_READ_ROOM), deadline)?;
         self.end += got;
         Ok(got)
+    }
+
+    pub fn is_registered(&self) -> bool {
+        !matches!(*self.stream, Stream::Plain(_))
+    }
+
+    /// Hands a `Plain` socket to the reactor, which it needs to wait for the socket.
+    pub fn register(&mut self) -> io::Result<()> {
+        if let Stream::Plain(plain) = &*self.stream {
+            // A duplicate, since others may still hold the plain socket; this copy is closed
+            // when the last of them lets go.
+            let registered = tokio::net::TcpStream::from_std(plain.try_clone()?)?;
+            self.stream = Arc::new(Stream::Tcp(registered));
+        }
+        Ok(())
+    }
+
+    /// Waits until the socket has something to read (registering it first if need be).
+    pub async fn readable(&mut self) -> io::Result<()> {
+        self.register()?;
+        self.stream.readable().await
     }
 
     pub fn shutdown_write(&self) {

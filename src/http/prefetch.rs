@@ -71,7 +71,7 @@ pub async fn read_body_ahead(
         let deadline = Instant::now() + idle;
         let truncated = || Refusal::new(400, "connection closed before the end of the body");
         tokio::select! {
-            ready = conn.stream.readable() => ready.map_err(|_| truncated())?,
+            ready = conn.readable() => ready.map_err(|_| truncated())?,
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Refusal::new(408, "timed out reading the request body"));
             }
@@ -114,7 +114,7 @@ mod tests {
                     conn.consume(used);
                     break head;
                 }
-                conn.stream.readable().await.unwrap();
+                conn.readable().await.unwrap();
                 let _ = conn.read_available();
             };
             let idle = Duration::from_millis(300);

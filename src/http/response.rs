@@ -81,6 +81,10 @@ pub fn validate_status(status: &str) -> Result<u16, ResponseError> {
 
 /// Field text may hold HTAB, visible ASCII and latin-1, never CR, LF, NUL or other controls.
 fn is_field_text(value: &str) -> bool {
+    let visible = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    if value.bytes().all(visible) {
+        return true;
+    }
     value
         .chars()
         .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
@@ -301,7 +305,10 @@ impl ResponseWriter {
     }
 
     fn build_head(&mut self, framing: Framing) -> Vec<u8> {
-        let block = self.headers.as_ref().expect("the head is built after start");
+        let block = self
+            .headers
+            .as_ref()
+            .expect("the head is built after start");
         let mut head = Vec::with_capacity(160 + block.rendered.len());
         head.extend_from_slice(self.version.as_str().as_bytes());
         head.push(b' ');

@@ -2,11 +2,11 @@
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
 use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::task::Poll;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -18,6 +18,7 @@ use super::prefetch::read_body_ahead;
 use super::request::{Limits, ParseError, RequestHead, Version};
 use super::response::{reason, write_error};
 use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
+use crate::sockets::accept::TcpAcceptor;
 use crate::sockets::Listener;
 
 /// How the reactor serves; fixed for the worker's life.
@@ -111,7 +112,9 @@ pub async fn serve(
     });
     let mut acceptors = Vec::new();
     for listener in listeners {
-        let acceptor = Acceptor::new(listener)?;
+        // A connection that closes after one response has no use for the reactor when its request
+        // is already there; a keep-alive one will need it anyway.
+        let acceptor = Acceptor::new(listener, shared.config.keepalive.is_none())?;
         acceptors.push(tokio::spawn(accept_loop(
             acceptor,
             shared.clone(),
@@ -147,16 +150,30 @@ pub async fn serve(
 /// A listener and its own address (SERVER_NAME and SERVER_PORT, as gunicorn takes them from the
 /// listening socket), read once.
 enum Acceptor {
-    Tcp(tokio::net::TcpListener, SocketAddr),
+    /// `plain`: hand connections over unregistered (`Stream::Plain`).
+    Tcp {
+        listener: TcpAcceptor,
+        local: SocketAddr,
+        plain: bool,
+    },
     Unix(tokio::net::UnixListener, String),
 }
 
 impl Acceptor {
-    fn new(listener: Listener) -> io::Result<Self> {
+    fn new(listener: Listener, plain: bool) -> io::Result<Self> {
         Ok(match listener {
             Listener::Tcp(l) => {
                 let local = l.local_addr()?;
-                Acceptor::Tcp(tokio::net::TcpListener::from_std(l)?, local)
+                // Accepted sockets inherit it: one setsockopt here instead of one per connection.
+                socket2::SockRef::from(&l).set_tcp_nodelay(true)?;
+                if plain {
+                    crate::sockets::accept::defer_accept(&l, 1)?;
+                }
+                Acceptor::Tcp {
+                    listener: TcpAcceptor::new(l)?,
+                    local,
+                    plain,
+                }
             }
             Listener::Unix { listener, path } => Acceptor::Unix(
                 tokio::net::UnixListener::from_std(listener)?,
@@ -167,10 +184,17 @@ impl Acceptor {
 
     async fn accept(&self) -> io::Result<(Stream, Peer, Local)> {
         match self {
-            Acceptor::Tcp(l, local) => {
-                let (stream, peer) = l.accept().await?;
-                let _ = stream.set_nodelay(true);
-                Ok((Stream::Tcp(stream), Peer::Tcp(peer), Local::Tcp(*local)))
+            Acceptor::Tcp {
+                listener,
+                local,
+                plain,
+            } => {
+                let (stream, peer) = listener.accept().await?;
+                let stream = match plain {
+                    true => Stream::Plain(stream),
+                    false => Stream::Tcp(tokio::net::TcpStream::from_std(stream)?),
+                };
+                Ok((stream, Peer::Tcp(peer), Local::Tcp(*local)))
             }
             Acceptor::Unix(l, path) => {
                 let (stream, _) = l.accept().await?;
@@ -256,8 +280,10 @@ async fn accept_error(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+// `Head` is not boxed: it is the common case, and a box is one more allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum HeadRead {
-    Head(Box<RequestHead>),
+    Head(RequestHead),
     /// Clean end: EOF, idle timeout or shutdown between requests.
     Closed,
     Invalid(ParseError),
@@ -306,7 +332,7 @@ async fn serve_connection(
         };
         let last = is_last_request(shared) || *stop.borrow() || config.keepalive.is_none();
         let exchange = Exchange {
-            head: *head,
+            head,
             conn,
             peer: peer.clone(),
             local: local.clone(),
@@ -410,7 +436,7 @@ async fn read_head(
             ) {
                 Ok(Some((head, used))) => {
                     conn.consume(used);
-                    return HeadRead::Head(Box::new(head));
+                    return HeadRead::Head(head);
                 }
                 Ok(None) => {}
                 Err(error) => return HeadRead::Invalid(error),
@@ -421,10 +447,19 @@ async fn read_head(
             (true, Some(keepalive)) => Instant::now() + keepalive,
             _ => head_deadline,
         };
+        if !conn.is_registered() {
+            match conn.read_available() {
+                Ok(0) => return HeadRead::Closed,
+                Ok(_) => continue,
+                // Nothing yet: the reactor has to wait for it (`readable` registers the socket).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return HeadRead::Closed,
+            }
+        }
         timer.as_mut().reset(deadline);
         tokio::select! {
             biased;
-            ready = conn.stream.readable() => if ready.is_err() { return HeadRead::Closed },
+            ready = conn.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
         }
         match conn.read_available() {

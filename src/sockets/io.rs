@@ -73,7 +73,11 @@ pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], mut deadline: Deadline) -> 
 
 /// One non-blocking read for a reactor's `try_io`: a read that fills less than `buf` stores its
 /// count in `short` and reports WouldBlock, which tells the reactor the socket is drained.
-pub fn read_unless_short(fd: BorrowedFd<'_>, buf: &mut [u8], short: &mut usize) -> io::Result<usize> {
+pub fn read_unless_short(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    short: &mut usize,
+) -> io::Result<usize> {
     loop {
         match nix::unistd::read(fd, buf) {
             Ok(n) if n > 0 && n < buf.len() => {

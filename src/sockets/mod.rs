@@ -1,5 +1,6 @@
 //! OS: the listening sockets. Binds every `BindSpec` (TCP v4/v6, unix, inherited fd) in the
 //! master before any fork, and removes unix socket files on exit. Never accepts or reads.
+pub mod accept;
 pub mod io;
 
 use std::net::{TcpListener, ToSocketAddrs};

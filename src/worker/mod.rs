@@ -233,6 +233,7 @@ fn reactor(
         watch_signals(stop_tx.clone())?;
         crate::process::unblock_all_signals();
         tokio::spawn(beat(duties.heartbeats, duties.slot));
+        tokio::spawn(trim_when_idle());
         if duties.reload {
             tokio::spawn(watch_code(stop_tx));
         }
@@ -286,6 +287,18 @@ fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Gives back the heap memory requests freed once the worker has been quiet for a moment.
+async fn trim_when_idle() {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut idle = IdleTrim::default();
+    loop {
+        tick.tick().await;
+        if idle.should_trim(observe::requests_started()) {
+            crate::process::release_free_heap();
+        }
+    }
+}
+
 /// Tells the master this worker's reactor is alive, and exits if the master went away.
 async fn beat(heartbeats: Arc<Heartbeats>, slot: usize) {
     let master = parent_pid();
@@ -297,5 +310,41 @@ async fn beat(heartbeats: Arc<Heartbeats>, slot: usize) {
             tracing::info!("Parent changed, shutting down");
             std::process::exit(0);
         }
+    }
+}
+
+/// Decides, tick by tick, when a worker that served requests has gone quiet: the heap memory
+/// those requests freed is then given back, once per quiet spell.
+#[derive(Debug, Default)]
+struct IdleTrim {
+    last_seen: u64,
+    trimmed_at: u64,
+}
+
+impl IdleTrim {
+    fn should_trim(&mut self, requests: u64) -> bool {
+        let quiet = requests == self.last_seen;
+        self.last_seen = requests;
+        if quiet && requests != self.trimmed_at {
+            self.trimmed_at = requests;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod idle_trim_tests {
+    use super::IdleTrim;
+
+    #[test]
+    fn trims_once_per_quiet_spell_after_work() {
+        let mut idle = IdleTrim::default();
+        assert!(!idle.should_trim(0), "never served: nothing to give back");
+        assert!(!idle.should_trim(5), "busy this second");
+        assert!(idle.should_trim(5), "quiet after work");
+        assert!(!idle.should_trim(5), "still quiet: already done");
+        assert!(!idle.should_trim(9), "busy again");
+        assert!(idle.should_trim(9), "quiet again");
     }
 }

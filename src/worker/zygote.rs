@@ -71,6 +71,7 @@ fn load(ctx: &ZygoteContext<'_>) -> Result<App, i32> {
     let app = App::load(&settings.wsgi_app).map_err(|e| boot_failed(&e, APP_LOAD_ERROR))?;
     wsgi::freeze_heap();
     process::release_read_only_file_pages();
+    process::release_free_heap();
     Ok(app)
 }
 

@@ -60,11 +60,11 @@ pub struct EnvironTemplate {
 
 impl EnvironTemplate {
     pub fn new(py: Python<'_>, settings: EnvironSettings) -> PyResult<Self> {
-        // Room for the keys every request sets and its headers, and those keys already present
-        // (their values replaced per request), so filling a copy neither inserts nor resizes.
-        let base = super::interpreter::presized_dict(py, 40)?;
+        // The keys every request sets are there already (interned, as `build` uses them), so a
+        // copy only has their values replaced: no insertion, no resize of its table.
+        let base = PyDict::new(py);
         for key in PER_REQUEST_KEYS {
-            base.set_item(key, py.None())?;
+            base.set_item(PyString::intern(py, key), py.None())?;
         }
         base.set_item("wsgi.version", (1, 0))?;
         base.set_item("wsgi.multithread", settings.multithread)?;
@@ -101,9 +101,10 @@ impl EnvironTemplate {
         };
         let path = match script_name.as_ref() {
             "" => head.path.as_str(),
-            prefix => head.path.strip_prefix(prefix).ok_or(EnvironError::BadRequest(
-                "request path outside SCRIPT_NAME",
-            ))?,
+            prefix => head
+                .path
+                .strip_prefix(prefix)
+                .ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?,
         };
         env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;

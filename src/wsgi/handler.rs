@@ -229,6 +229,12 @@ fn send_result(
     state: &SharedResponse,
 ) -> Result<(), SendError> {
     if let Ok(list) = result.cast::<PyList>() {
+        if list.len() == 1 {
+            // The common `[body]`: no list of items to build.
+            let item = list.get_item(0)?;
+            let body = as_body_bytes(&item)?.as_bytes();
+            return send_parts(py, &[body], state);
+        }
         return send_sequence(py, list.iter().collect(), state);
     }
     if let Ok(tuple) = result.cast::<PyTuple>() {
@@ -267,12 +273,17 @@ fn send_sequence(
         .iter()
         .map(|item| as_body_bytes(item).map(|chunk| chunk.as_bytes()))
         .collect::<PyResult<Vec<&[u8]>>>()?;
+    send_parts(py, &parts, state)
+}
+
+/// Sends a whole body.
+fn send_parts(py: Python<'_>, parts: &[&[u8]], state: &SharedResponse) -> Result<(), SendError> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total == 0 {
         return Ok(());
     }
     require_started(state)?;
-    write_parts(py, state, &parts, Some(total as u64))
+    write_parts(py, state, parts, Some(total as u64))
 }
 
 fn write_chunk(

@@ -131,19 +131,3 @@ pub fn fork_with_python<T>(fork: impl FnOnce() -> T, is_child: impl Fn(&T) -> bo
         forked
     })
 }
-
-extern "C" {
-    /// CPython's own constructor of a dict with room for `minused` items (exported by libpython,
-    /// not wrapped by pyo3).
-    fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
-}
-
-/// An empty dict with room for `items` entries: copies of it keep that room, so filling a copy
-/// never resizes its table.
-pub fn presized_dict(py: Python<'_>, items: usize) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
-    let items = ffi::Py_ssize_t::try_from(items).unwrap_or(ffi::Py_ssize_t::MAX);
-    // SAFETY: attached to the interpreter (`py`); the call returns a new reference or NULL with
-    // an exception set, which from_owned_ptr_or_err turns into a PyErr.
-    let dict = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(items))? };
-    Ok(dict.cast_into::<pyo3::types::PyDict>()?)
-}
