@@ -39,3 +39,37 @@ fn hop_by_hop_headers_are_recognised() {
     assert_eq!(classify("Content-Length"), HeaderKind::ContentLength);
     assert_eq!(classify("X-Custom"), HeaderKind::Normal);
 }
+
+#[test]
+fn header_block_renders_what_goes_out_and_keeps_the_framing_facts() {
+    let mut block = HeaderBlock::new("200 OK").unwrap();
+    block.push("Content-Type", "text/plain").unwrap();
+    block.push("Content-Length", " 13 ").unwrap();
+    block.push("Transfer-Encoding", "chunked").unwrap();
+    block.push("Connection", "keep-alive, close").unwrap();
+    block.push("X-Caf\u{e9}-Free", "v").unwrap_err();
+    block.push("X-Name", "caf\u{e9}").unwrap();
+    assert_eq!(block.status, 200);
+    assert_eq!(block.app_length, Some(13));
+    assert!(block.close);
+    assert_eq!(
+        block.fields(),
+        b"\r\nContent-Type: text/plain\r\nContent-Length:  13 \r\nX-Name: caf\xe9"
+    );
+    assert_eq!(
+        block.pairs(),
+        [
+            ("Content-Type".to_string(), "text/plain".to_string()),
+            ("Content-Length".to_string(), " 13 ".to_string()),
+            ("X-Name".to_string(), "caf\u{e9}".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn header_block_refuses_a_bad_status_or_length() {
+    assert!(HeaderBlock::new("20 OK").is_err());
+    let mut block = HeaderBlock::new("200 OK").unwrap();
+    assert!(block.push("Content-Length", "ten").is_err());
+    assert!(block.push("X-Bad", "a\r\nb").is_err());
+}
