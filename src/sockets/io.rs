@@ -98,7 +98,12 @@ pub fn write_all(
     mut deadline: Deadline,
 ) -> io::Result<()> {
     while !slices.is_empty() {
-        match nix::sys::uio::writev(fd, slices) {
+        // One buffer (a whole small response) takes write(2), a little cheaper than writev(2).
+        let written = match slices {
+            [only] => nix::unistd::write(fd, only),
+            _ => nix::sys::uio::writev(fd, slices),
+        };
+        match written {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(Errno::EAGAIN) => wait_ready(fd, PollFlags::POLLOUT, &mut deadline)?,
