@@ -8,7 +8,7 @@
 //! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
 //! http      request-head parser, body framing, response framing, the per-worker reactor
 //! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams
-//! sockets   OS: bind/inherit listeners, blocking I/O with deadlines on raw fds
+//! sockets   OS: bind/inherit listeners, accept without the reactor, blocking I/O with deadlines
 //! process   OS: fork, signals to children, waitpid, shared memory, process title
 //! pidfile   OS: the master's pid file, written atomically, `.oldbin` on USR2, removed on exit
 //! privileges OS: user/group lookup, workers' privilege drop, umask, socket file owner and mode

@@ -2,7 +2,6 @@
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -12,13 +11,13 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::{Instant, Sleep};
 
+use super::acceptor::Acceptor;
 use super::conn::{ConnIo, Stream};
 use super::parser::parse_head;
 use super::prefetch::read_body_ahead;
 use super::request::{Limits, ParseError, RequestHead, Version};
 use super::response::{reason, write_error};
 use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
-use crate::sockets::accept::TcpAcceptor;
 use crate::sockets::Listener;
 
 /// How the reactor serves; fixed for the worker's life.
@@ -145,63 +144,6 @@ pub async fn serve(
             ServeEnd::Shutdown
         },
     )
-}
-
-/// A listener and its own address (SERVER_NAME and SERVER_PORT, as gunicorn takes them from the
-/// listening socket), read once.
-enum Acceptor {
-    /// `plain`: hand connections over unregistered (`Stream::Plain`).
-    Tcp {
-        listener: TcpAcceptor,
-        local: SocketAddr,
-        plain: bool,
-    },
-    Unix(tokio::net::UnixListener, String),
-}
-
-impl Acceptor {
-    fn new(listener: Listener, plain: bool) -> io::Result<Self> {
-        Ok(match listener {
-            Listener::Tcp(l) => {
-                let local = l.local_addr()?;
-                // Accepted sockets inherit it: one setsockopt here instead of one per connection.
-                socket2::SockRef::from(&l).set_tcp_nodelay(true)?;
-                if plain {
-                    crate::sockets::accept::defer_accept(&l, 1)?;
-                }
-                Acceptor::Tcp {
-                    listener: TcpAcceptor::new(l)?,
-                    local,
-                    plain,
-                }
-            }
-            Listener::Unix { listener, path } => Acceptor::Unix(
-                tokio::net::UnixListener::from_std(listener)?,
-                path.display().to_string(),
-            ),
-        })
-    }
-
-    async fn accept(&self) -> io::Result<(Stream, Peer, Local)> {
-        match self {
-            Acceptor::Tcp {
-                listener,
-                local,
-                plain,
-            } => {
-                let (stream, peer) = listener.accept().await?;
-                let stream = match plain {
-                    true => Stream::Plain(stream),
-                    false => Stream::Tcp(tokio::net::TcpStream::from_std(stream)?),
-                };
-                Ok((stream, Peer::Tcp(peer), Local::Tcp(*local)))
-            }
-            Acceptor::Unix(l, path) => {
-                let (stream, _) = l.accept().await?;
-                Ok((Stream::Unix(stream), Peer::Unix, Local::Unix(path.clone())))
-            }
-        }
-    }
 }
 
 async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

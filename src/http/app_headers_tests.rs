@@ -1,4 +1,4 @@
-//! Unit tests of response validation and framing helpers.
+//! Unit tests of the app headers: validation, rendering and the framing facts.
 use super::*;
 
 #[test]
