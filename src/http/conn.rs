@@ -35,11 +35,11 @@ impl Stream {
     /// of a recv that would fail with EAGAIN (what tokio's own `poll_read` does).
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut short = 0;
-        let read = || sockio::read_unless_short(self.as_fd(), buf, &mut short);
+        let mut read = || sockio::read_unless_short(self.as_fd(), buf, &mut short);
         let result = match self {
             Stream::Tcp(s) => s.try_io(Interest::READABLE, read),
             Stream::Unix(s) => s.try_io(Interest::READABLE, read),
-            Stream::Plain(s) => return Ok(nix::unistd::read(s.as_fd(), buf)?),
+            Stream::Plain(_) => read(),
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),

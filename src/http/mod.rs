@@ -65,7 +65,7 @@ pub struct ExchangeConfig {
     pub close_after_response: bool,
     /// Small complete responses come back in `Finished::held_output` for the reactor to send
     /// (only when requests run inline on the reactor thread).
-    pub defer_small_responses: bool,
+    pub hold_small_responses: bool,
 }
 
 /// One request handed to a `Handler`: the parsed head, the connection with any bytes already read
@@ -86,7 +86,7 @@ pub struct Exchange {
 pub struct Finished {
     pub conn: ConnIo,
     pub keep_alive: bool,
-    /// A complete response not yet sent (see `ExchangeConfig::defer_small_responses`).
+    /// A complete response not yet sent (see `ExchangeConfig::hold_small_responses`).
     pub held_output: Vec<u8>,
     pub report: Report,
 }

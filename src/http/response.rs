@@ -19,8 +19,8 @@ enum Framing {
     NoBody,
 }
 
-/// Largest complete response (app headers and body) that `defer_complete_responses` holds back.
-const DEFER_LIMIT: usize = 16 * 1024;
+/// Largest complete response (app headers and body) that `hold_complete_responses` holds back.
+const HOLD_LIMIT: usize = 16 * 1024;
 
 /// Writes one response; created per request by whoever runs the app.
 pub struct ResponseWriter {
@@ -30,12 +30,11 @@ pub struct ResponseWriter {
     keep_alive: bool,
     status: u16,
     headers: Option<HeaderBlock>,
-    app_length: Option<u64>,
     framing: Option<Framing>,
     remaining: u64,
     body_bytes: u64,
-    defer: bool,
-    deferred: Vec<u8>,
+    hold: bool,
+    held: Vec<u8>,
 }
 
 impl ResponseWriter {
@@ -48,38 +47,37 @@ impl ResponseWriter {
             keep_alive,
             status: 0,
             headers: None,
-            app_length: None,
             framing: None,
             remaining: 0,
             body_bytes: 0,
-            defer: false,
-            deferred: Vec::new(),
+            hold: false,
+            held: Vec::new(),
         }
     }
 
     /// A small response that is complete in one write is kept in memory instead of sent, for the
-    /// caller to send with `take_deferred` once other connections' requests have run: responses
+    /// caller to send with `take_held` once other connections' requests have run: responses
     /// then leave in bursts and the clients wake once per burst, not once per response.
-    pub fn defer_complete_responses(&mut self) {
-        self.defer = true;
+    pub fn hold_complete_responses(&mut self) {
+        self.hold = true;
     }
 
     /// The held-back bytes of a complete response (empty when it was sent directly).
-    pub fn take_deferred(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.deferred)
+    pub fn take_held(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
     }
 
     /// Writes `slices` after anything held back.
     fn send(&mut self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        self.flush_deferred()?;
+        self.flush_held()?;
         self.sender.write_all(slices)
     }
 
-    fn flush_deferred(&mut self) -> io::Result<()> {
-        if self.deferred.is_empty() {
+    fn flush_held(&mut self) -> io::Result<()> {
+        if self.held.is_empty() {
             return Ok(());
         }
-        let held = std::mem::take(&mut self.deferred);
+        let held = std::mem::take(&mut self.held);
         self.sender.write_all(&mut [IoSlice::new(&held)])
     }
 
@@ -108,8 +106,12 @@ impl ResponseWriter {
     /// Sets (or, before anything was sent, replaces) the status and headers.
     pub fn start(&mut self, headers: HeaderBlock) {
         self.status = headers.status;
-        self.app_length = headers.app_length;
         self.headers = Some(headers);
+    }
+
+    /// The app's own Content-Length.
+    fn app_length(&self) -> Option<u64> {
+        self.headers.as_ref().and_then(|block| block.app_length)
     }
 
     fn body_allowed(&self) -> bool {
@@ -120,7 +122,7 @@ impl ResponseWriter {
         if !self.body_allowed() {
             return Framing::NoBody;
         }
-        match (self.app_length, known_total) {
+        match (self.app_length(), known_total) {
             (Some(n), _) | (None, Some(n)) => Framing::Length(n),
             (None, None) if self.version == Version::Http11 => Framing::Chunked,
             (None, None) => Framing::Close,
@@ -187,12 +189,12 @@ impl ResponseWriter {
     }
 
     /// Whether `write_parts(parts, known_total)` would only hold the response back (see
-    /// `defer_complete_responses`), never touching the socket, so it cannot block.
+    /// `hold_complete_responses`), never touching the socket, so it cannot block.
     pub fn would_hold(&self, parts: &[&[u8]], known_total: Option<u64>) -> bool {
         let Some(block) = &self.headers else {
             return false;
         };
-        if !self.defer || self.framing.is_some() || !self.deferred.is_empty() {
+        if !self.hold || self.framing.is_some() || !self.held.is_empty() {
             return false;
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -201,7 +203,7 @@ impl ResponseWriter {
             Framing::NoBody => true,
             Framing::Chunked | Framing::Close => false,
         };
-        complete && block.rendered.len() + len <= DEFER_LIMIT
+        complete && block.rendered.len() + len <= HOLD_LIMIT
     }
 
     /// Like `write` for several pieces, sent with one writev where the kernel allows.
@@ -220,7 +222,7 @@ impl ResponseWriter {
         if let Some(mut head) = head {
             if hold {
                 cut_to(parts, len).for_each(|part| head.extend_from_slice(part));
-                self.deferred = head;
+                self.held = head;
                 return Ok(());
             }
             return self.send_framed(Some(&head), parts, len);
@@ -263,7 +265,7 @@ impl ResponseWriter {
 
     /// Sends `count` bytes of a regular file from `offset` with sendfile(2).
     pub fn send_file(&mut self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<()> {
-        let total = if self.app_length.is_none() {
+        let total = if self.app_length().is_none() {
             Some(count)
         } else {
             None
@@ -279,7 +281,7 @@ impl ResponseWriter {
             Some(Framing::NoBody) => 0,
             _ => count,
         };
-        self.flush_deferred()?;
+        self.flush_held()?;
         let sent = self.sender.send_file(file, offset, count)?;
         if let Some(Framing::Length(_)) = self.framing {
             self.remaining -= sent;
@@ -292,7 +294,9 @@ impl ResponseWriter {
     pub fn can_send_file(&self) -> bool {
         match self.framing {
             None => {
-                self.app_length.is_some() || self.version == Version::Http11 || !self.body_allowed()
+                self.app_length().is_some()
+                    || self.version == Version::Http11
+                    || !self.body_allowed()
             }
             Some(f) => f != Framing::Chunked,
         }
@@ -313,7 +317,7 @@ impl ResponseWriter {
         let hold = self.would_hold(&[], Some(0));
         if let Some(head) = self.take_head(Some(0)) {
             if hold {
-                self.deferred = head;
+                self.held = head;
                 return Ok(());
             }
             return self.send(&mut [IoSlice::new(&head)]);

@@ -35,6 +35,8 @@ pub struct ServeConfig {
     /// Stop accepting after this many requests (0 = never), so the master starts a fresh worker.
     pub max_requests: u64,
     pub exchange: Arc<ExchangeConfig>,
+    /// Requests started so far, counted here and read by the worker (max_requests, idleness).
+    pub started: Arc<AtomicU64>,
 }
 
 /// Where requests run.
@@ -85,7 +87,6 @@ struct Shared {
     runner: Runner,
     threads: Semaphore,
     connections: Arc<Semaphore>,
-    served: AtomicU64,
     /// Stopping while other workers go on (max_requests, retirement): the listen queue is theirs.
     leave_queue: AtomicBool,
     stop_tx: watch::Sender<bool>,
@@ -103,7 +104,6 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         threads: Semaphore::new(config.threads),
         connections: Arc::new(Semaphore::new(config.worker_connections)),
-        served: AtomicU64::new(0),
         leave_queue: AtomicBool::new(false),
         config,
         runner,
@@ -138,7 +138,7 @@ pub async fn serve(
     let _drained = shared.connections.acquire_many(all).await;
     let limit = shared.config.max_requests;
     Ok(
-        if limit > 0 && shared.served.load(Ordering::Relaxed) >= limit {
+        if limit > 0 && shared.config.started.load(Ordering::Relaxed) >= limit {
             ServeEnd::MaxRequests
         } else {
             ServeEnd::Shutdown
@@ -324,7 +324,7 @@ async fn after_queued_tasks() {
 /// Counts a request about to run; true when it is this worker's last under max_requests, in which
 /// case the worker winds down once it is answered.
 fn is_last_request(shared: &Shared) -> bool {
-    let served = shared.served.fetch_add(1, Ordering::Relaxed) + 1;
+    let served = shared.config.started.fetch_add(1, Ordering::Relaxed) + 1;
     let limit = shared.config.max_requests;
     if limit > 0 && served >= limit {
         shared.leave_queue.store(true, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 mod observe;
 pub mod zygote;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -153,8 +154,9 @@ fn serve_config(settings: &Settings) -> ServeConfig {
             io_timeout: timeout,
             limit_request_body: settings.limit_request_body,
             close_after_response: !gthread,
-            defer_small_responses: threads == 1,
+            hold_small_responses: threads == 1,
         }),
+        started: Arc::default(),
     }
 }
 
@@ -233,7 +235,7 @@ fn reactor(
         watch_signals(stop_tx.clone())?;
         crate::process::unblock_all_signals();
         tokio::spawn(beat(duties.heartbeats, duties.slot));
-        tokio::spawn(trim_when_idle());
+        tokio::spawn(trim_when_idle(config.started.clone()));
         if duties.reload {
             tokio::spawn(watch_code(stop_tx));
         }
@@ -288,12 +290,12 @@ fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
 }
 
 /// Gives back the heap memory requests freed once the worker has been quiet for a moment.
-async fn trim_when_idle() {
+async fn trim_when_idle(started: Arc<AtomicU64>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut idle = IdleTrim::default();
     loop {
         tick.tick().await;
-        if idle.should_trim(observe::requests_started()) {
+        if idle.should_trim(started.load(Ordering::Relaxed)) {
             crate::process::release_free_heap();
         }
     }

@@ -1,7 +1,6 @@
 //! Wraps the app's handler with what the master and the operator see of each request: the
 //! heartbeat record of the running thread (for timeouts that name the request) and the access log.
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -9,13 +8,6 @@ use crate::heartbeat::Heartbeats;
 use crate::http::{Exchange, Finished, Handler, Peer};
 use crate::logging::{AccessLog, AccessRecord};
 use crate::process::{current_pid, monotonic_ms};
-
-static REQUESTS_STARTED: AtomicU64 = AtomicU64::new(0);
-
-/// How many requests this worker has started, for telling when it went idle.
-pub fn requests_started() -> u64 {
-    REQUESTS_STARTED.load(Ordering::Relaxed)
-}
 
 thread_local! {
     static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
@@ -72,7 +64,6 @@ impl<H: Handler> Handler for Observed<H> {
                 crate::http::conn::set_wait_hook(on_client_wait);
             }
         });
-        REQUESTS_STARTED.fetch_add(1, Ordering::Relaxed);
         let record = self
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));

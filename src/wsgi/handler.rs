@@ -59,8 +59,8 @@ impl Handler for WsgiHandler {
             head.method == "HEAD",
             keep_alive,
         );
-        if config.defer_small_responses {
-            writer.defer_complete_responses();
+        if config.hold_small_responses {
+            writer.hold_complete_responses();
         }
         let body = match BodyReader::new(
             conn,
@@ -88,7 +88,7 @@ impl Handler for WsgiHandler {
         Finished {
             conn,
             keep_alive: reusable && state.writer.keep_alive(),
-            held_output: state.writer.take_deferred(),
+            held_output: state.writer.take_held(),
             report: crate::http::Report {
                 status: state.writer.status(),
                 body_bytes: state.writer.body_bytes(),
