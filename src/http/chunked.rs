@@ -132,6 +132,12 @@ fn size_line(line: &Line<'_>, max: usize) -> Result<Option<State>, ParseError> {
     }
 }
 
+fn is_forbidden_trailer(name: &str) -> bool {
+    FORBIDDEN_TRAILERS
+        .iter()
+        .any(|forbidden| name.eq_ignore_ascii_case(forbidden))
+}
+
 /// The state after a trailer line, or `None` while it is incomplete. Trailers are checked like
 /// header fields and then dropped: they never reach the application.
 fn trailer_line(
@@ -142,7 +148,7 @@ fn trailer_line(
     match classify(line, seen, limits)? {
         None => Ok(None),
         Some(FieldLine::End(_)) => Ok(Some(State::Done)),
-        Some(FieldLine::Field(name, _, _)) if FORBIDDEN_TRAILERS.contains(&name.as_str()) => Err(
+        Some(FieldLine::Field(name, _, _)) if is_forbidden_trailer(name) => Err(
             ParseError::InvalidHeaderName(format!("{name} is not allowed in trailers")),
         ),
         Some(FieldLine::Field(..)) => Ok(Some(State::Trailer)),

@@ -92,19 +92,20 @@ impl From<&Limits> for FieldLimits {
 
 /// One complete line of a field section, with the bytes it used.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FieldLine {
+pub(crate) enum FieldLine<'a> {
     End(usize),
-    Field(String, Vec<u8>, usize),
+    /// The name as sent (a token, so ASCII) and the value without its surrounding OWS.
+    Field(&'a str, &'a [u8], usize),
 }
 
 /// Judges the next line of a field section after `seen` field lines. `Ok(None)`: incomplete and
 /// not yet wrong. The checks run in the same order on partial and complete lines, so the
 /// verdict does not depend on how the bytes were split.
-pub(crate) fn classify(
-    line: &Line<'_>,
+pub(crate) fn classify<'a>(
+    line: &Line<'a>,
     seen: usize,
     limits: &FieldLimits,
-) -> Result<Option<FieldLine>, ParseError> {
+) -> Result<Option<FieldLine<'a>>, ParseError> {
     if let Line::Done([], used) = line {
         return Ok(Some(FieldLine::End(*used)));
     }
@@ -137,22 +138,22 @@ pub(crate) fn classify(
     }
 }
 
-/// Parses `name ":" OWS value OWS` into the upper-cased name and the value bytes.
-fn parse_field(line: &[u8]) -> Result<(String, Vec<u8>), ParseError> {
+/// Parses `name ":" OWS value OWS` into the name and the value bytes.
+fn parse_field(line: &[u8]) -> Result<(&str, &[u8]), ParseError> {
     let colon = line
         .iter()
         .position(|&b| b == b':')
         .filter(|&colon| colon > 0)
         .ok_or_else(|| ParseError::InvalidHeader(show(line)))?;
     let name = &line[..colon];
-    if !is_token(name) {
-        return Err(ParseError::InvalidHeaderName(show(name)));
-    }
+    let name = match std::str::from_utf8(name) {
+        Ok(text) if is_token(name) => text,
+        _ => return Err(ParseError::InvalidHeaderName(show(name))),
+    };
     let value = trim_ows(&line[colon + 1..]);
     // RFC 9110 §5.5: only HTAB, SP, VCHAR and obs-text; CR, LF and NUL enable smuggling.
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(ParseError::InvalidHeader(show(line)));
     }
-    let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-    Ok((name, value.to_vec()))
+    Ok((name, value))
 }

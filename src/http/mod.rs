@@ -34,7 +34,7 @@ use std::time::Duration;
 pub use body::BodyReader;
 pub use chunked::ChunkedDecoder;
 pub use conn::{ConnIo, Stream};
-pub use parser::parse_head;
+pub use parser::{parse_head, parse_head_into};
 pub use request::{BodyFraming, Limits, ParseError, ProxyInfo, RequestHead, Version};
 pub use response::{ResponseError, ResponseWriter};
 pub use server::{serve, PoolJob, Runner, ServeConfig};
@@ -71,7 +71,7 @@ pub struct ExchangeConfig {
 /// One request handed to a `Handler`: the parsed head, the connection with any bytes already read
 /// past the head, and where it came from.
 pub struct Exchange {
-    pub head: RequestHead,
+    pub head: Box<RequestHead>,
     pub conn: ConnIo,
     pub peer: Peer,
     pub local: Local,
@@ -93,7 +93,7 @@ pub struct Finished {
 
 impl Finished {
     /// A request answered with an error before the app saw it; the connection closes.
-    pub fn rejected(conn: ConnIo, head: RequestHead, status: u16) -> Self {
+    pub fn rejected(conn: ConnIo, head: Box<RequestHead>, status: u16) -> Self {
         Finished {
             conn,
             keep_alive: false,
@@ -110,7 +110,8 @@ impl Finished {
 
 /// The request and the response's status line facts, for logging.
 pub struct Report {
-    pub head: RequestHead,
+    /// Handed back to the connection for its next request (see `parse_head_into`).
+    pub head: Box<RequestHead>,
     pub status: u16,
     pub body_bytes: u64,
     /// The app's status and headers as sent (None when the app never started a response).

@@ -4,7 +4,7 @@
 use super::fields::{classify, next_line, FieldLimits, FieldLine, Line};
 use super::framing::analyze;
 use super::proxy::{parse_preamble, Preamble};
-use super::request::{show, Limits, ParseError, ProxyInfo, RequestHead};
+use super::request::{show, Limits, ParseError, RequestHead};
 use super::request_line::{parse_request_line, RequestLine};
 
 type Headers = Vec<(String, Vec<u8>)>;
@@ -20,6 +20,20 @@ pub fn parse_head(
     limits: &Limits,
     proxy_protocol: bool,
 ) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let mut head = RequestHead::default();
+    let used = parse_head_into(buf, limits, proxy_protocol, &mut head)?;
+    Ok(used.map(|used| (head, used)))
+}
+
+/// `parse_head` into a head that already exists (the connection's previous one), reusing its
+/// strings and vectors so a request costs no allocation. Returns the bytes used; `head` is
+/// entirely rewritten when that is `Ok(Some(_))`, and meaningless otherwise.
+pub fn parse_head_into(
+    buf: &[u8],
+    limits: &Limits,
+    proxy_protocol: bool,
+    head: &mut RequestHead,
+) -> Result<Option<usize>, ParseError> {
     let (proxy, start) = match proxy_protocol {
         false => (None, 0),
         true => match parse_preamble(buf)? {
@@ -40,11 +54,20 @@ pub fn parse_head(
         ));
     }
     let fields_start = start + used;
-    let Some((fields, used)) = field_section(&buf[fields_start..], limits)? else {
+    let fields = Fields {
+        headers: Refill::new(&mut head.headers),
+        underscored: Refill::new(&mut head.underscored),
+    };
+    let Some(used) = field_section(&buf[fields_start..], limits, fields)? else {
         return Ok(None);
     };
-    let head = build(line, fields, proxy)?;
-    Ok(Some((head, fields_start + used)))
+    let semantics = analyze(line.version, &head.headers)?;
+    set_line(head, &line);
+    head.framing = semantics.framing;
+    head.keep_alive = semantics.keep_alive;
+    head.expect_continue = semantics.expect_continue;
+    head.proxy = proxy;
+    Ok(Some(fields_start + used))
 }
 
 /// The request line without its CRLF, and the bytes used, skipping at most one empty line
@@ -69,30 +92,66 @@ fn request_line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usize)>, ParseE
     }
 }
 
-/// The fields up to and including the empty line. Every field line counts against the limits,
-/// also those dropped for having '_' in their name.
-/// The field lines of a head, split: the headers proper, and those with '_' in their name.
-#[derive(Default)]
-struct Fields {
-    headers: Headers,
-    underscored: Headers,
+/// A list of fields written over the entries of an old one, whose strings keep their memory.
+struct Refill<'a> {
+    list: &'a mut Headers,
+    len: usize,
 }
 
-fn field_section(buf: &[u8], limits: &Limits) -> Result<Option<(Fields, usize)>, ParseError> {
+impl<'a> Refill<'a> {
+    fn new(list: &'a mut Headers) -> Self {
+        Refill { list, len: 0 }
+    }
+
+    /// Appends a field, its name upper-cased.
+    fn push(&mut self, name: &str, value: &[u8]) {
+        if self.len == self.list.len() {
+            self.list.push(Default::default());
+        }
+        let (old_name, old_value) = &mut self.list[self.len];
+        set(old_name, name);
+        old_name.make_ascii_uppercase();
+        old_value.clear();
+        old_value.extend_from_slice(value);
+        self.len += 1;
+    }
+
+    fn finish(self) {
+        self.list.truncate(self.len);
+    }
+}
+
+/// The field lines of a head, split: the headers proper, and those with '_' in their name.
+struct Fields<'a> {
+    headers: Refill<'a>,
+    underscored: Refill<'a>,
+}
+
+/// The fields up to and including the empty line. Every field line counts against the limits,
+/// also those dropped for having '_' in their name.
+fn field_section(
+    buf: &[u8],
+    limits: &Limits,
+    mut fields: Fields<'_>,
+) -> Result<Option<usize>, ParseError> {
     let limits = FieldLimits::from(limits);
-    let (mut fields, mut seen, mut pos) = (Fields::default(), 0, 0);
+    let (mut seen, mut pos) = (0, 0);
     loop {
         match classify(&next_line(&buf[pos..], limits.line_max), seen, &limits)? {
             None => return Ok(None),
-            Some(FieldLine::End(used)) => return Ok(Some((fields, pos + used))),
+            Some(FieldLine::End(used)) => {
+                fields.headers.finish();
+                fields.underscored.finish();
+                return Ok(Some(pos + used));
+            }
             Some(FieldLine::Field(name, value, used)) => {
                 // gunicorn's header_map=drop: CONTENT_LENGTH and CONTENT-LENGTH would both
                 // become HTTP_CONTENT_LENGTH in the WSGI environ. They are kept aside for the
                 // forwarder_headers a trusted proxy may send (SCRIPT_NAME, PATH_INFO).
                 if name.contains('_') {
-                    fields.underscored.push((name, value));
+                    fields.underscored.push(name, value);
                 } else {
-                    fields.headers.push((name, value));
+                    fields.headers.push(name, value);
                 }
                 seen += 1;
                 pos += used;
@@ -101,29 +160,20 @@ fn field_section(buf: &[u8], limits: &Limits) -> Result<Option<(Fields, usize)>,
     }
 }
 
-fn build(
-    line: RequestLine,
-    fields: Fields,
-    proxy: Option<ProxyInfo>,
-) -> Result<RequestHead, ParseError> {
-    let Fields {
-        headers,
-        underscored,
-    } = fields;
-    let semantics = analyze(line.version, &headers)?;
-    Ok(RequestHead {
-        method: line.method,
-        target: line.target,
-        path: line.parts.path,
-        query: line.parts.query,
-        fragment: line.parts.fragment,
-        host_from_target: line.parts.host,
-        version: line.version,
-        headers,
-        underscored,
-        framing: semantics.framing,
-        keep_alive: semantics.keep_alive,
-        expect_continue: semantics.expect_continue,
-        proxy,
-    })
+fn set(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+fn set_line(head: &mut RequestHead, line: &RequestLine<'_>) {
+    set(&mut head.method, line.method);
+    set(&mut head.target, line.target);
+    set(&mut head.path, line.parts.path);
+    set(&mut head.query, line.parts.query);
+    set(&mut head.fragment, line.parts.fragment);
+    head.version = line.version;
+    match (line.parts.host, &mut head.host_from_target) {
+        (Some(host), Some(old)) => set(old, host),
+        (host, old) => *old = host.map(str::to_string),
+    }
 }

@@ -1,5 +1,5 @@
 //! Focused tests of `parse_head`, one rule each, on raw bytes. Test-only.
-use super::{parse_head, BodyFraming, Limits, ParseError, RequestHead, Version};
+use super::{parse_head, parse_head_into, BodyFraming, Limits, ParseError, RequestHead, Version};
 use std::net::SocketAddr;
 
 fn parse(bytes: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
@@ -374,4 +374,36 @@ fn proxy_v2_local_has_no_addresses() {
         with_proxy(unix),
         Err(ParseError::InvalidProxyLine(_))
     ));
+}
+
+#[test]
+fn a_reused_head_is_the_same_as_a_fresh_one() {
+    let heads: [&[u8]; 4] = [
+        b"POST http://h:1/long/path?q=1#f HTTP/1.0\r\nX_Y: 1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"PUT /u HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+        b"GET /a?b HTTP/1.1\r\n\r\n",
+    ];
+    let mut reused = RequestHead::default();
+    for _round in 0..2 {
+        for bytes in heads {
+            let (fresh, used) = parse(bytes).unwrap().unwrap();
+            let used_again = parse_head_into(bytes, &Limits::default(), false, &mut reused);
+            assert_eq!(used_again.unwrap(), Some(used));
+            assert_eq!(format!("{reused:?}"), format!("{fresh:?}"));
+        }
+        // A refused or incomplete head leaves the next parse unaffected.
+        let _ = parse_head_into(
+            b"GET / HTTP/1.1\r\nA: 1\r\nbad\r\n\r\n",
+            &Limits::default(),
+            false,
+            &mut reused,
+        );
+        let _ = parse_head_into(
+            b"GET / HTTP/1.1\r\nA: 1\r\nB:",
+            &Limits::default(),
+            false,
+            &mut reused,
+        );
+    }
 }

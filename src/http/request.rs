@@ -56,6 +56,27 @@ pub struct RequestHead {
     pub proxy: Option<ProxyInfo>,
 }
 
+impl Default for RequestHead {
+    /// An empty head for `parse_head_into` to fill.
+    fn default() -> Self {
+        RequestHead {
+            method: String::new(),
+            target: String::new(),
+            path: String::new(),
+            query: String::new(),
+            fragment: String::new(),
+            host_from_target: None,
+            version: Version::Http11,
+            headers: Vec::new(),
+            underscored: Vec::new(),
+            framing: BodyFraming::Empty,
+            keep_alive: false,
+            expect_continue: false,
+            proxy: None,
+        }
+    }
+}
+
 impl RequestHead {
     /// The value of the first field named `upper_name` (which must be upper case).
     pub fn header(&self, upper_name: &str) -> Option<&[u8]> {

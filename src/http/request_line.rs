@@ -5,14 +5,14 @@ use super::request::{show, ParseError, Version};
 use super::target::{parse_target, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RequestLine {
-    pub method: String,
-    pub target: String,
-    pub parts: Target,
+pub(crate) struct RequestLine<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub parts: Target<'a>,
     pub version: Version,
 }
 
-pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine, ParseError> {
+pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, ParseError> {
     // Split at the first two spaces only, as gunicorn does: extra spaces end up in the target
     // (empty, so invalid) or in the version (so invalid).
     let mut bits = line.splitn(3, |&b| b == b' ');
@@ -20,13 +20,14 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine, ParseError>
     else {
         return Err(ParseError::InvalidRequestLine(show(line)));
     };
-    check_method(method)?;
-    let method = String::from_utf8_lossy(method).into_owned();
-    let parts = parse_target(&method, target)?;
+    let method = check_method(method)?;
+    let parts = parse_target(method, target)?;
     let version = parse_version(version)?;
+    let target =
+        std::str::from_utf8(target).map_err(|_| ParseError::InvalidRequestLine(show(line)))?;
     Ok(RequestLine {
         method,
-        target: String::from_utf8_lossy(target).into_owned(),
+        target,
         parts,
         version,
     })
@@ -34,13 +35,13 @@ pub(crate) fn parse_request_line(line: &[u8]) -> Result<RequestLine, ParseError>
 
 /// A token of 3 to 20 bytes without lower case letters or '#': gunicorn's default, which every
 /// IANA-registered method passes and which keeps garbage and case tricks out.
-fn check_method(method: &[u8]) -> Result<(), ParseError> {
+fn check_method(method: &[u8]) -> Result<&str, ParseError> {
     let conventional = (3..=20).contains(&method.len())
         && is_token(method)
         && !method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#');
-    match conventional {
-        true => Ok(()),
-        false => Err(ParseError::InvalidRequestMethod(show(method))),
+    match (conventional, std::str::from_utf8(method)) {
+        (true, Ok(method)) => Ok(method),
+        _ => Err(ParseError::InvalidRequestMethod(show(method))),
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::acceptor::Acceptor;
 use super::conn::{ConnIo, Stream};
-use super::parser::parse_head;
+use super::parser::parse_head_into;
 use super::prefetch::read_body_ahead;
 use super::request::{Limits, ParseError, RequestHead, Version};
 use super::response::{reason, write_error};
@@ -222,10 +222,9 @@ async fn accept_error(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-// `Head` is not boxed: it is the common case, and a box is one more allocation per request.
-#[allow(clippy::large_enum_variant)]
 enum HeadRead {
-    Head(RequestHead),
+    /// The next request's head is in the connection's `RequestHead`.
+    Head,
     /// Clean end: EOF, idle timeout or shutdown between requests.
     Closed,
     Invalid(ParseError),
@@ -248,9 +247,12 @@ async fn serve_connection(
     let mut timer = std::pin::pin!(tokio::time::sleep_until(
         Instant::now() + config.head_timeout
     ));
+    // One head for the connection's life, parsed into again for each request: its strings keep
+    // their memory, and only the box moves between reactor, handler and access log.
+    let mut head = Box::<RequestHead>::default();
     loop {
-        let head = match read_head(&mut conn, config, first, timer.as_mut()).await {
-            HeadRead::Head(head) => head,
+        match read_head(&mut conn, &mut head, config, first, timer.as_mut()).await {
+            HeadRead::Head => {}
             HeadRead::Closed => return,
             HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),
             HeadRead::Invalid(error) => {
@@ -286,6 +288,7 @@ async fn serve_connection(
         };
         drop(permit);
         conn = finished.conn;
+        head = finished.report.head;
         if !finished.held_output.is_empty() {
             after_queued_tasks().await;
             let mut output = [IoSlice::new(&finished.held_output)];
@@ -364,6 +367,7 @@ fn describe_peer(peer: &Peer) -> String {
 
 async fn read_head(
     conn: &mut ConnIo,
+    head: &mut RequestHead,
     config: &ServeConfig,
     first: bool,
     mut timer: Pin<&mut Sleep>,
@@ -371,14 +375,15 @@ async fn read_head(
     let head_deadline = Instant::now() + config.head_timeout;
     loop {
         if !conn.unread().is_empty() {
-            match parse_head(
+            match parse_head_into(
                 conn.unread(),
                 &config.limits,
                 config.proxy_protocol && first,
+                head,
             ) {
-                Ok(Some((head, used))) => {
+                Ok(Some(used)) => {
                     conn.consume(used);
-                    return HeadRead::Head(head);
+                    return HeadRead::Head;
                 }
                 Ok(None) => {}
                 Err(error) => return HeadRead::Invalid(error),

@@ -5,23 +5,23 @@ use std::net::Ipv6Addr;
 
 /// A target taken apart; `host` is the authority of an absolute- or authority-form target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
-    pub path: String,
-    pub query: String,
-    pub fragment: String,
-    pub host: Option<String>,
+pub(crate) struct Target<'a> {
+    pub path: &'a str,
+    pub query: &'a str,
+    pub fragment: &'a str,
+    pub host: Option<&'a str>,
 }
 
-pub(crate) fn parse_target(method: &str, raw: &[u8]) -> Result<Target, ParseError> {
+pub(crate) fn parse_target<'a>(method: &str, raw: &'a [u8]) -> Result<Target<'a>, ParseError> {
     let invalid = || ParseError::InvalidRequestLine(format!("request-target {}", show(raw)));
     // Only visible ASCII: raw UTF-8, NUL or other controls in a target are read differently
     // by different proxies, and gunicorn 27 refuses them too.
     if raw.is_empty() || !raw.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(invalid());
     }
-    let text = String::from_utf8_lossy(raw);
+    let text = std::str::from_utf8(raw).map_err(|_| invalid())?;
     if method == "CONNECT" {
-        return authority_form(&text).ok_or_else(invalid);
+        return authority_form(text).ok_or_else(invalid);
     }
     if text == "*" {
         return match method {
@@ -30,25 +30,25 @@ pub(crate) fn parse_target(method: &str, raw: &[u8]) -> Result<Target, ParseErro
         };
     }
     if text.starts_with('/') {
-        return Ok(split_rest(&text, None));
+        return Ok(split_rest(text, None));
     }
-    absolute_form(&text).ok_or_else(invalid)
+    absolute_form(text).ok_or_else(invalid)
 }
 
 /// Splits what follows the authority like urlsplit: the fragment first, then the query.
-fn split_rest(rest: &str, host: Option<String>) -> Target {
+fn split_rest<'a>(rest: &'a str, host: Option<&'a str>) -> Target<'a> {
     let (before, fragment) = rest.split_once('#').unwrap_or((rest, ""));
     let (path, query) = before.split_once('?').unwrap_or((before, ""));
     Target {
-        path: path.to_string(),
-        query: query.to_string(),
-        fragment: fragment.to_string(),
+        path,
+        query,
+        fragment,
         host,
     }
 }
 
 /// `scheme "://" authority path-abempty [ "?" query ] [ "#" fragment ]`
-fn absolute_form(text: &str) -> Option<Target> {
+fn absolute_form(text: &str) -> Option<Target<'_>> {
     let (scheme, rest) = text.split_once("://")?;
     let mut scheme_bytes = scheme.bytes();
     let scheme_ok = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -64,17 +64,17 @@ fn absolute_form(text: &str) -> Option<Target> {
         None => authority,
     };
     valid_host_port(host_port, false)?;
-    Some(split_rest(rest, Some(host_port.to_string())))
+    Some(split_rest(rest, Some(host_port)))
 }
 
 /// `uri-host ":" port`, the only form CONNECT may use (RFC 9112 §3.2.3).
-fn authority_form(text: &str) -> Option<Target> {
+fn authority_form(text: &str) -> Option<Target<'_>> {
     valid_host_port(text, true)?;
     Some(Target {
-        path: String::new(),
-        query: String::new(),
-        fragment: String::new(),
-        host: Some(text.to_string()),
+        path: "",
+        query: "",
+        fragment: "",
+        host: Some(text),
     })
 }
 
