@@ -124,7 +124,7 @@ pub struct HeaderBlock {
 impl HeaderBlock {
     pub fn new(status: &str) -> Result<Self, ResponseError> {
         let code = validate_status(status)?;
-        let mut rendered = Vec::with_capacity(128);
+        let mut rendered = super::buffers::take(128);
         push_latin1(&mut rendered, status);
         Ok(HeaderBlock {
             status: code,
@@ -178,6 +178,12 @@ impl HeaderBlock {
                 Some((latin1(&line[..colon]), latin1(&line[colon + 2..])))
             })
             .collect()
+    }
+}
+
+impl Drop for HeaderBlock {
+    fn drop(&mut self) {
+        super::buffers::recycle(std::mem::take(&mut self.rendered));
     }
 }
 

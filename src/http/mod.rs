@@ -4,6 +4,7 @@
 mod acceptor;
 mod app_headers;
 pub mod body;
+mod buffers;
 pub mod chunked;
 pub mod conn;
 pub mod date;

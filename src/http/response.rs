@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use super::app_headers::push_decimal;
 pub use super::app_headers::{validate_header, validate_status, HeaderBlock, ResponseError};
 use super::conn::Sender;
-use super::date;
+use super::{buffers, date};
 use super::request::Version;
 
 /// How the body is delimited on the wire.
@@ -134,7 +134,7 @@ impl ResponseWriter {
             .headers
             .as_ref()
             .expect("the head is built after start");
-        let mut head = Vec::with_capacity(160 + block.rendered.len());
+        let mut head = buffers::take(160 + block.rendered.len());
         head.extend_from_slice(self.version.as_str().as_bytes());
         head.push(b' ');
         head.extend_from_slice(&block.rendered[..block.status_len]);
@@ -225,7 +225,9 @@ impl ResponseWriter {
                 self.held = head;
                 return Ok(());
             }
-            return self.send_framed(Some(&head), parts, len);
+            let sent = self.send_framed(Some(&head), parts, len);
+            buffers::recycle(head);
+            return sent;
         }
         self.send_framed(None, parts, len)
     }

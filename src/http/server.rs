@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::{Instant, Sleep};
 
 use super::acceptor::Acceptor;
+use super::buffers::recycle;
 use super::conn::{ConnIo, Stream};
 use super::parser::parse_head_into;
 use super::prefetch::read_body_ahead;
@@ -292,7 +293,9 @@ async fn serve_connection(
         if !finished.held_output.is_empty() {
             after_queued_tasks().await;
             let mut output = [IoSlice::new(&finished.held_output)];
-            if conn.sender().write_all(&mut output).is_err() {
+            let sent = conn.sender().write_all(&mut output);
+            recycle(finished.held_output);
+            if sent.is_err() {
                 return;
             }
         }
@@ -372,7 +375,8 @@ async fn read_head(
     first: bool,
     mut timer: Pin<&mut Sleep>,
 ) -> HeadRead {
-    let head_deadline = Instant::now() + config.head_timeout;
+    // Set at the first wait: reading the clock costs more than parsing a small head.
+    let mut head_deadline = None;
     loop {
         if !conn.unread().is_empty() {
             match parse_head_into(
@@ -390,10 +394,6 @@ async fn read_head(
             }
         }
         let idle = conn.unread().is_empty();
-        let deadline = match (idle && !first, config.keepalive) {
-            (true, Some(keepalive)) => Instant::now() + keepalive,
-            _ => head_deadline,
-        };
         if !conn.is_registered() {
             match conn.read_available() {
                 Ok(0) => return HeadRead::Closed,
@@ -403,6 +403,11 @@ async fn read_head(
                 Err(_) => return HeadRead::Closed,
             }
         }
+        let now = Instant::now();
+        let deadline = match (idle && !first, config.keepalive) {
+            (true, Some(keepalive)) => now + keepalive,
+            _ => *head_deadline.get_or_insert(now + config.head_timeout),
+        };
         timer.as_mut().reset(deadline);
         tokio::select! {
             biased;

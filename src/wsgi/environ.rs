@@ -209,10 +209,15 @@ fn set_remote(
 }
 
 /// Host and port of an address as Python strings.
-type AddressStrings = (Py<PyString>, Py<PyString>);
+type AddressStrings = (SocketAddr, Py<PyString>, Py<PyString>);
+
+/// Slots of the address cache. Direct-mapped on the port, so a lookup needs no hashing and a
+/// client choosing colliding ports only costs itself a formatting.
+const ADDRESS_SLOTS: usize = 1024;
 
 thread_local! {
-    static ADDRESS_STRINGS: RefCell<HashMap<SocketAddr, AddressStrings>> = RefCell::new(HashMap::new());
+    static ADDRESS_STRINGS: RefCell<Vec<Option<AddressStrings>>> =
+        RefCell::new((0..ADDRESS_SLOTS).map(|_| None).collect());
 }
 
 /// The host and port of an address as Python strings, formatted once per address (a keep-alive
@@ -220,15 +225,15 @@ thread_local! {
 fn address_strings(py: Python<'_>, addr: SocketAddr) -> (Bound<'_, PyString>, Bound<'_, PyString>) {
     ADDRESS_STRINGS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((ip, port)) = cache.get(&addr) {
-            return (ip.bind(py).clone(), port.bind(py).clone());
-        }
-        if cache.len() >= 4096 {
-            cache.clear();
+        let slot = &mut cache[usize::from(addr.port()) % ADDRESS_SLOTS];
+        if let Some((cached, ip, port)) = slot {
+            if *cached == addr {
+                return (ip.bind(py).clone(), port.bind(py).clone());
+            }
         }
         let ip = PyString::new(py, &addr.ip().to_string());
         let port = PyString::new(py, &addr.port().to_string());
-        cache.insert(addr, (ip.clone().unbind(), port.clone().unbind()));
+        *slot = Some((addr, ip.clone().unbind(), port.clone().unbind()));
         (ip, port)
     })
 }
