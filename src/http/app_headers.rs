@@ -1,6 +1,7 @@
 //! The status and headers an app hands over: validated (gunicorn's rules, no CR/LF/NUL, latin-1
 //! only) and rendered for the wire at once, with the facts framing needs (Content-Length, the
 //! app's own `Connection: close`). Never writes to a socket and never decides the framing.
+use super::fields::is_tchar;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
@@ -42,10 +43,6 @@ fn classify(name: &str) -> HeaderKind {
     }
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 /// A status like `200 OK`: three digits, then a reason of visible latin-1 text.
 pub fn validate_status(status: &str) -> Result<u16, ResponseError> {
     let bad = || ResponseError::InvalidStatus(status.to_string());
@@ -76,7 +73,7 @@ fn is_field_text(value: &str) -> bool {
 }
 
 pub fn validate_header(name: &str, value: &str) -> Result<(), ResponseError> {
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
         return Err(ResponseError::InvalidHeaderName(name.to_string()));
     }
     if !is_field_text(value) {

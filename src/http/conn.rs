@@ -157,6 +157,11 @@ impl ConnIo {
         self.stream.readable().await
     }
 
+    /// Writes on the request's own thread, like `Sender::write_all`.
+    pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        write_all(&self.stream, self.io_timeout, slices)
+    }
+
     pub fn shutdown_write(&self) {
         sockio::shutdown_write(self.stream.as_fd())
     }
@@ -171,6 +176,11 @@ impl ConnIo {
     }
 }
 
+fn write_all(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    let deadline = sockio::Deadline::after(io_timeout);
+    sockio::write_all(stream.as_fd(), slices, deadline)
+}
+
 /// The writing half of a connection, owned by the response while a request runs.
 #[derive(Clone)]
 pub struct Sender {
@@ -180,11 +190,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        sockio::write_all(
-            self.stream.as_fd(),
-            slices,
-            sockio::Deadline::after(self.io_timeout),
-        )
+        write_all(&self.stream, self.io_timeout, slices)
     }
 
     pub fn send_file(&self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<u64> {

@@ -53,9 +53,26 @@ pub(crate) fn next_line(buf: &[u8], max: usize) -> Line<'_> {
     }
 }
 
-/// tchar of RFC 9110 §5.6.2.
+/// tchar of RFC 9110 §5.6.2, as a table: every byte of every field name goes through it.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let symbols = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < symbols.len() {
+        table[symbols[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 pub(crate) fn is_token(bytes: &[u8]) -> bool {

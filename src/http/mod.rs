@@ -29,7 +29,6 @@ mod conformance_tests;
 mod parser_tests;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use body::BodyReader;
@@ -56,7 +55,7 @@ pub enum Local {
 }
 
 /// Per-request settings fixed for the worker's life.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ExchangeConfig {
     /// Deadline for each blocking read or write while a request runs.
     pub io_timeout: Duration,
@@ -76,7 +75,7 @@ pub struct Exchange {
     pub conn: ConnIo,
     pub peer: Peer,
     pub local: Local,
-    pub config: Arc<ExchangeConfig>,
+    pub config: ExchangeConfig,
     /// This is the connection's last request (the worker is stopping): answer with
     /// `Connection: close` so the client never sends another one into a closing socket.
     pub last: bool,

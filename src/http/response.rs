@@ -7,8 +7,8 @@ use std::os::fd::AsFd;
 use super::app_headers::push_decimal;
 pub use super::app_headers::{validate_header, validate_status, HeaderBlock, ResponseError};
 use super::conn::Sender;
-use super::{buffers, date};
 use super::request::Version;
+use super::{buffers, date};
 
 /// How the body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub struct ServeConfig {
     pub proxy_protocol: bool,
     /// Stop accepting after this many requests (0 = never), so the master starts a fresh worker.
     pub max_requests: u64,
-    pub exchange: Arc<ExchangeConfig>,
+    pub exchange: ExchangeConfig,
     /// Requests started so far, counted here and read by the worker (max_requests, idleness).
     pub started: Arc<AtomicU64>,
 }
@@ -281,7 +281,7 @@ async fn serve_connection(
             conn,
             peer: peer.clone(),
             local: local.clone(),
-            config: config.exchange.clone(),
+            config: config.exchange,
             last,
         };
         let Some(finished) = run(&shared.runner, exchange).await else {
@@ -293,7 +293,7 @@ async fn serve_connection(
         if !finished.held_output.is_empty() {
             after_queued_tasks().await;
             let mut output = [IoSlice::new(&finished.held_output)];
-            let sent = conn.sender().write_all(&mut output);
+            let sent = conn.write_all(&mut output);
             recycle(finished.held_output);
             if sent.is_err() {
                 return;
@@ -330,7 +330,10 @@ async fn after_queued_tasks() {
 /// Counts a request about to run; true when it is this worker's last under max_requests, in which
 /// case the worker winds down once it is answered.
 fn is_last_request(shared: &Shared) -> bool {
-    let served = shared.config.started.fetch_add(1, Ordering::Relaxed) + 1;
+    // Only this (the reactor's) thread counts, so a plain store loses no count and spares the
+    // locked read-modify-write.
+    let served = shared.config.started.load(Ordering::Relaxed) + 1;
+    shared.config.started.store(served, Ordering::Relaxed);
     let limit = shared.config.max_requests;
     if limit > 0 && served >= limit {
         shared.leave_queue.store(true, Ordering::Relaxed);

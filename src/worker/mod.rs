@@ -150,12 +150,12 @@ fn serve_config(settings: &Settings) -> ServeConfig {
         },
         proxy_protocol: settings.proxy_protocol,
         max_requests: max_requests(settings),
-        exchange: Arc::new(ExchangeConfig {
+        exchange: ExchangeConfig {
             io_timeout: timeout,
             limit_request_body: settings.limit_request_body,
             close_after_response: !gthread,
             hold_small_responses: threads == 1,
-        }),
+        },
         started: Arc::default(),
     }
 }

@@ -3,6 +3,7 @@
 //! turns app errors into a 500 or a closed connection. The worker stays alive whatever the app does.
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -51,10 +52,9 @@ impl Handler for WsgiHandler {
             config,
             last,
         } = exchange;
-        let sender = conn.sender();
         let keep_alive = head.keep_alive && !config.close_after_response && !last;
         let mut writer = ResponseWriter::new(
-            sender.clone(),
+            conn.sender(),
             head.version,
             head.method == "HEAD",
             keep_alive,
@@ -70,7 +70,7 @@ impl Handler for WsgiHandler {
         ) {
             Ok(body) => body,
             Err((conn, _too_large)) => {
-                let _ = write_error(&sender, head.version, 413, reason(413));
+                let _ = write_error(&conn.sender(), head.version, 413, reason(413));
                 return Finished::rejected(conn, head, 413);
             }
         };
@@ -187,19 +187,7 @@ fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Erro
 }
 
 fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
-    let end = || {
-        let mut state = lock(state);
-        if !state.started {
-            return Ok(false);
-        }
-        state.writer.finish().map(|()| true)
-    };
-    let result = if lock(state).writer.finish_is_quiet() {
-        end()
-    } else {
-        py.detach(end)
-    };
-    match result {
+    match end_response(py, state) {
         Ok(true) => {}
         Ok(false) => {
             tracing::error!(
@@ -210,6 +198,19 @@ fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
         }
         Err(error) => client_gone(state, head, &error),
     }
+}
+
+/// Ends a started response (false: it never started), with the GIL released if that may block.
+fn end_response(py: Python<'_>, state: &SharedResponse) -> std::io::Result<bool> {
+    let mut response = lock(state);
+    if !response.started {
+        return Ok(false);
+    }
+    if response.writer.finish_is_quiet() {
+        return response.writer.finish().map(|()| true);
+    }
+    drop(response);
+    py.detach(|| lock(state).writer.finish().map(|()| true))
 }
 
 /// PEP 3333: close() is called whatever happened, if the iterable has one.
@@ -282,7 +283,6 @@ fn send_parts(py: Python<'_>, parts: &[&[u8]], state: &SharedResponse) -> Result
     if total == 0 {
         return Ok(());
     }
-    require_started(state)?;
     write_parts(py, state, parts, Some(total as u64))
 }
 
@@ -295,11 +295,11 @@ fn write_chunk(
     if data.is_empty() {
         return Ok(());
     }
-    require_started(state)?;
     write_parts(py, state, &[data], known_total)
 }
 
-/// Writes with the GIL released, unless the writer only holds the response in memory.
+/// Writes body bytes of a started response, with the GIL released unless the writer only holds
+/// the response in memory.
 fn write_parts(
     py: Python<'_>,
     state: &SharedResponse,
@@ -307,6 +307,11 @@ fn write_parts(
     known_total: Option<u64>,
 ) -> Result<(), SendError> {
     let mut response = lock(state);
+    if !response.started {
+        return Err(SendError::App(PyRuntimeError::new_err(
+            "the app returned a body before calling start_response",
+        )));
+    }
     let sent = if response.writer.would_hold(parts, known_total) {
         response.writer.write_parts(parts, known_total)
     } else {
@@ -314,15 +319,6 @@ fn write_parts(
         py.detach(|| lock(state).writer.write_parts(parts, known_total))
     };
     sent.map_err(SendError::Client)
-}
-
-fn require_started(state: &SharedResponse) -> Result<(), SendError> {
-    if lock(state).started {
-        return Ok(());
-    }
-    Err(SendError::App(pyo3::exceptions::PyRuntimeError::new_err(
-        "the app returned a body before calling start_response",
-    )))
 }
 
 /// sendfile(2) for a wrapped real file; None means "iterate it instead" (no fileno, not a regular

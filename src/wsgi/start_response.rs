@@ -23,7 +23,8 @@ pub fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[pyclass(module = "rgunicorn")]
+/// Free lists (here and on `Write`, `Input`) recycle the objects of finished requests.
+#[pyclass(module = "rgunicorn", freelist = 16)]
 pub struct StartResponse {
     state: SharedResponse,
 }
@@ -105,7 +106,7 @@ impl StartResponse {
 }
 
 /// The legacy write() callable returned by start_response.
-#[pyclass(module = "rgunicorn")]
+#[pyclass(module = "rgunicorn", freelist = 16)]
 pub struct Write {
     state: SharedResponse,
 }
