@@ -83,6 +83,16 @@ def test_http_headers(server):
     assert env["HTTP_ACCEPT"] == "*/*"
 
 
+def test_header_values_follow_each_request(server):
+    # The worker remembers each header's last value; a new, longer or non-ASCII one must win.
+    values = ["a", "a", "b", "b" * 300, "b" * 300, "caf\u00e9", "a"]
+    for value in values:
+        data = (b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Seen: "
+                + value.encode("latin-1") + b"\r\n\r\n")
+        (resp,) = parse_responses(server.raw(data))
+        assert resp.json()["environ"]["HTTP_X_SEEN"] == value
+
+
 def test_header_with_underscore_is_dropped(server):
     env = raw_environ(server, headers={"X_Under": "evil", "X-Under": "good"})["environ"]
     assert env["HTTP_X_UNDER"] == "good"

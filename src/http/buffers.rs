@@ -11,11 +11,15 @@ thread_local! {
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The least capacity a buffer is made with: enough for the usual head or small response, so a
+/// recycled buffer rarely has to grow for its next use.
+const MIN_CAPACITY: usize = 1024;
+
 /// An empty buffer with room for at least `capacity` bytes.
 pub fn take(capacity: usize) -> Vec<u8> {
     let mut buffer = SPARE
         .with(|spare| spare.borrow_mut().pop())
-        .unwrap_or_default();
+        .unwrap_or_else(|| Vec::with_capacity(MIN_CAPACITY));
     buffer.reserve(capacity);
     buffer
 }

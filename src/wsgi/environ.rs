@@ -1,13 +1,11 @@
 //! The WSGI environ of one request, as gunicorn builds it: a per-worker template with the static
 //! keys, copied per request and filled from the parsed head. No I/O.
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
+use super::environ_strings::{address_strings, header_item};
 use super::file_wrapper::FileWrapper;
 use super::proxy::{claimed_scheme, TrustedPeers};
 use super::streams::InputStream;
@@ -208,44 +206,9 @@ fn set_remote(
     }
 }
 
-/// Host and port of an address as Python strings.
-type AddressStrings = (SocketAddr, Py<PyString>, Py<PyString>);
-
-/// Slots of the address cache. Direct-mapped on the port, so a lookup needs no hashing and a
-/// client choosing colliding ports only costs itself a formatting.
-const ADDRESS_SLOTS: usize = 1024;
-
-thread_local! {
-    static ADDRESS_STRINGS: RefCell<Vec<Option<AddressStrings>>> =
-        RefCell::new((0..ADDRESS_SLOTS).map(|_| None).collect());
-}
-
-/// The host and port of an address as Python strings, formatted once per address (a keep-alive
-/// client or a listener comes back request after request).
-fn address_strings(py: Python<'_>, addr: SocketAddr) -> (Bound<'_, PyString>, Bound<'_, PyString>) {
-    ADDRESS_STRINGS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let slot = &mut cache[usize::from(addr.port()) % ADDRESS_SLOTS];
-        if let Some((cached, ip, port)) = slot {
-            if *cached == addr {
-                return (ip.bind(py).clone(), port.bind(py).clone());
-            }
-        }
-        let ip = PyString::new(py, &addr.ip().to_string());
-        let port = PyString::new(py, &addr.port().to_string());
-        *slot = Some((addr, ip.clone().unbind(), port.clone().unbind()));
-        (ip, port)
-    })
-}
-
 fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
     for (name, value) in &head.headers {
-        let value = latin1(py, value);
-        let key = match name.as_str() {
-            "CONTENT-TYPE" => intern!(py, "CONTENT_TYPE").clone(),
-            "CONTENT-LENGTH" => intern!(py, "CONTENT_LENGTH").clone(),
-            other => header_key(py, other),
-        };
+        let (key, value) = header_item(py, name, value);
         match env.get_item(&key)? {
             Some(previous) => {
                 let joined = format!("{},{}", previous.extract::<String>()?, value.to_str()?);
@@ -260,25 +223,6 @@ fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> P
         env.set_item(intern!(py, "HTTP_HOST"), host.as_str())?;
     }
     Ok(())
-}
-
-thread_local! {
-    static HEADER_KEYS: RefCell<HashMap<String, Py<PyString>>> = RefCell::new(HashMap::new());
-}
-
-/// `HTTP_` + the name with `-` as `_`, interned per thread: the same few names come every request.
-fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
-    HEADER_KEYS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(key) = cache.get(name) {
-            return key.bind(py).clone();
-        }
-        let key = PyString::intern(py, &format!("HTTP_{}", name.replace('-', "_")));
-        if cache.len() < 512 {
-            cache.insert(name.to_string(), key.clone().unbind());
-        }
-        key
-    })
 }
 
 /// WSGI strings carry bytes as latin-1 code points, one char per byte.

@@ -3,6 +3,7 @@
 //! body/response machinery; never touches sockets, processes or signals.
 mod app;
 mod environ;
+mod environ_strings;
 mod file_wrapper;
 mod handler;
 mod interpreter;

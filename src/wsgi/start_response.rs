@@ -23,8 +23,7 @@ pub fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Free lists (here and on `Write`, `Input`) recycle the objects of finished requests.
-#[pyclass(module = "rgunicorn", freelist = 16)]
+#[pyclass(module = "rgunicorn")]
 pub struct StartResponse {
     state: SharedResponse,
 }
@@ -106,7 +105,7 @@ impl StartResponse {
 }
 
 /// The legacy write() callable returned by start_response.
-#[pyclass(module = "rgunicorn", freelist = 16)]
+#[pyclass(module = "rgunicorn")]
 pub struct Write {
     state: SharedResponse,
 }

@@ -80,7 +80,7 @@ fn read_exact_or_eof(
     Ok(())
 }
 
-#[pyclass(module = "rgunicorn", name = "Input", freelist = 16)]
+#[pyclass(module = "rgunicorn", name = "Input")]
 pub struct InputStream {
     shared: Arc<InputShared>,
 }
