@@ -176,7 +176,14 @@ impl ConnIo {
     }
 }
 
+/// Every write to a client goes through here: held responses of this thread go first, so no
+/// connection's bytes overtake its own held response.
 fn write_all(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    super::held::flush();
+    write_now(stream, io_timeout, slices)
+}
+
+fn write_now(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
     let deadline = sockio::Deadline::after(io_timeout);
     sockio::write_all(stream.as_fd(), slices, deadline)
 }
@@ -193,7 +200,18 @@ impl Sender {
         write_all(&self.stream, self.io_timeout, slices)
     }
 
+    /// Writes without sending the held responses first: for the one that sends them.
+    pub(super) fn write_raw(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        write_now(&self.stream, self.io_timeout, slices)
+    }
+
+    /// Ends both directions, so the connection's task reads the end of the stream.
+    pub(super) fn shutdown(&self) {
+        sockio::shutdown(self.stream.as_fd())
+    }
+
     pub fn send_file(&self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<u64> {
+        super::held::flush();
         let deadline = sockio::Deadline::after(self.io_timeout);
         sockio::send_file(self.stream.as_fd(), file, offset, count, deadline)
     }

@@ -5,7 +5,6 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -14,6 +13,7 @@ use tokio::time::{Instant, Sleep};
 use super::acceptor::Acceptor;
 use super::buffers::recycle;
 use super::conn::{ConnIo, Stream};
+use super::held;
 use super::parser::parse_head_into;
 use super::prefetch::read_body_ahead;
 use super::request::{Limits, ParseError, RequestHead, Version};
@@ -121,6 +121,7 @@ pub async fn serve(
             stop_rx.clone(),
         )));
     }
+    let flusher = tokio::spawn(held::run_flusher());
     let mut stopped = stop_rx.clone();
     tokio::select! {
         how = shutdown.wait_for(|how| *how != Shutdown::Serve) => {
@@ -137,6 +138,8 @@ pub async fn serve(
     }
     let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
     let _drained = shared.connections.acquire_many(all).await;
+    flusher.abort();
+    held::flush();
     let limit = shared.config.max_requests;
     Ok(
         if limit > 0 && shared.config.started.load(Ordering::Relaxed) >= limit {
@@ -290,16 +293,21 @@ async fn serve_connection(
         drop(permit);
         conn = finished.conn;
         head = finished.report.head;
+        let reused = !last && finished.keep_alive;
         if !finished.held_output.is_empty() {
-            after_queued_tasks().await;
-            let mut output = [IoSlice::new(&finished.held_output)];
-            let sent = conn.write_all(&mut output);
-            recycle(finished.held_output);
-            if sent.is_err() {
-                return;
+            // A pipelined request is answered after this response anyway, and a closing
+            // connection must have it out before the close.
+            if reused && conn.unread().is_empty() {
+                held::hold(conn.sender(), finished.held_output);
+            } else {
+                let sent = conn.write_all(&mut [IoSlice::new(&finished.held_output)]);
+                recycle(finished.held_output);
+                if sent.is_err() {
+                    return;
+                }
             }
         }
-        if last || !finished.keep_alive {
+        if !reused {
             return conn.close();
         }
         first = false;
@@ -310,21 +318,6 @@ async fn serve_connection(
             tokio::task::yield_now().await;
         }
     }
-}
-
-/// Lets the tasks already in the run queue (other connections' requests) run first: their
-/// responses then go out back to back with this one.
-async fn after_queued_tasks() {
-    let mut queued = false;
-    std::future::poll_fn(|cx| {
-        if queued {
-            return Poll::Ready(());
-        }
-        queued = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
 }
 
 /// Counts a request about to run; true when it is this worker's last under max_requests, in which

@@ -150,6 +150,12 @@ pub fn shutdown_write(fd: BorrowedFd<'_>) {
     let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
 }
 
+/// Both directions: a reader of the socket then sees the end of the stream.
+pub fn shutdown(fd: BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+}
+
 /// A regular file's own descriptor (dup'ed from one another object owns, e.g. a Python file's
 /// fileno()) and its size; None when `raw` is not an open regular file.
 pub fn dup_regular_file(raw: std::os::fd::RawFd) -> Option<(std::fs::File, u64)> {

@@ -25,7 +25,10 @@ thread_local! {
 
 /// The host and port of an address as Python strings, formatted once per address (a keep-alive
 /// client or a listener comes back request after request).
-pub(super) fn address_strings(py: Python<'_>, addr: SocketAddr) -> (Bound<'_, PyString>, Bound<'_, PyString>) {
+pub(super) fn address_strings(
+    py: Python<'_>,
+    addr: SocketAddr,
+) -> (Bound<'_, PyString>, Bound<'_, PyString>) {
     ADDRESS_STRINGS.with(|cache| {
         let mut cache = cache.borrow_mut();
         let slot = &mut cache[usize::from(addr.port()) % ADDRESS_SLOTS];
