@@ -69,3 +69,47 @@ pub async fn run_flusher() {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{IoSlice, Read};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{flush, hold};
+    use crate::http::conn::{ConnIo, Stream};
+
+    fn connection() -> (ConnIo, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let conn = ConnIo::new(Arc::new(Stream::Plain(server)), Duration::from_secs(5));
+        (conn, client)
+    }
+
+    fn received(conn: ConnIo, mut client: TcpStream) -> String {
+        drop(conn);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn held_responses_leave_before_any_later_write() {
+        let (conn, client) = connection();
+        hold(conn.sender(), b"first ".to_vec());
+        hold(conn.sender(), b"second ".to_vec());
+        conn.write_all(&mut [IoSlice::new(b"third")]).unwrap();
+        assert_eq!(received(conn, client), "first second third");
+    }
+
+    #[test]
+    fn a_flush_sends_and_lets_go_of_the_connection() {
+        let (conn, client) = connection();
+        hold(conn.sender(), b"only".to_vec());
+        flush();
+        assert_eq!(Arc::strong_count(&conn.stream), 1);
+        assert_eq!(received(conn, client), "only");
+    }
+}
