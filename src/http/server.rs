@@ -90,6 +90,8 @@ struct Shared {
     connections: Arc<Semaphore>,
     /// Stopping while other workers go on (max_requests, retirement): the listen queue is theirs.
     leave_queue: AtomicBool,
+    /// What `stop_tx` says, readable by every request without taking the channel's lock.
+    stopping: AtomicBool,
     stop_tx: watch::Sender<bool>,
 }
 
@@ -106,6 +108,7 @@ pub async fn serve(
         threads: Semaphore::new(config.threads),
         connections: Arc::new(Semaphore::new(config.worker_connections)),
         leave_queue: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
         config,
         runner,
         stop_tx,
@@ -131,7 +134,7 @@ pub async fn serve(
         }
         _ = stopped.wait_for(|stop| *stop) => {}
     }
-    let _ = shared.stop_tx.send(true);
+    stop(&shared);
     // The accept loops finish their sweep of the listen queue before the drain starts counting.
     for acceptor in acceptors {
         let _ = acceptor.await;
@@ -166,7 +169,7 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
         };
         let Some((slot, accepted)) = next else {
             if !shared.leave_queue.load(Ordering::Relaxed) {
-                sweep_accept_queue(&acceptor, &shared, &stop).await;
+                sweep_accept_queue(&acceptor, &shared).await;
             }
             return;
         };
@@ -174,9 +177,8 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
         match accepted {
             Ok((stream, peer, local)) => {
                 let shared = shared.clone();
-                let stop = stop.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, peer, local, &shared, stop).await;
+                    serve_connection(stream, peer, local, &shared).await;
                     drop(slot);
                 });
                 // One connection per turn: its first request takes a thread before this loop
@@ -195,11 +197,7 @@ const SWEEP_MAX: usize = 128;
 
 /// On stop, serves the connections the kernel already completed in the listen queue instead of
 /// leaving them to be reset when the last listener closes (gunicorn issue #3397).
-async fn sweep_accept_queue(
-    acceptor: &Acceptor,
-    shared: &Arc<Shared>,
-    stop: &watch::Receiver<bool>,
-) {
+async fn sweep_accept_queue(acceptor: &Acceptor, shared: &Arc<Shared>) {
     // Bounded, so a worker under steady load still gets to stop: connections that arrive after
     // this are left to the workers that keep running (or, at full stop, to the closing listener).
     let until = Instant::now() + SWEEP_TIME;
@@ -212,9 +210,8 @@ async fn sweep_accept_queue(
             return;
         };
         let shared = shared.clone();
-        let stop = stop.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, local, &shared, stop).await;
+            serve_connection(stream, peer, local, &shared).await;
             drop(slot);
         });
     }
@@ -235,13 +232,7 @@ enum HeadRead {
     TimedOut,
 }
 
-async fn serve_connection(
-    stream: Stream,
-    peer: Peer,
-    local: Local,
-    shared: &Shared,
-    stop: watch::Receiver<bool>,
-) {
+async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared) {
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
@@ -278,7 +269,9 @@ async fn serve_connection(
                 Err(_) => return,
             },
         };
-        let last = is_last_request(shared) || *stop.borrow() || config.keepalive.is_none();
+        let last = is_last_request(shared)
+            || shared.stopping.load(Ordering::Relaxed)
+            || config.keepalive.is_none();
         let exchange = Exchange {
             head,
             conn,
@@ -320,6 +313,12 @@ async fn serve_connection(
     }
 }
 
+/// Tells the accept loops and every connection that the worker is winding down.
+fn stop(shared: &Shared) {
+    shared.stopping.store(true, Ordering::Relaxed);
+    let _ = shared.stop_tx.send(true);
+}
+
 /// Counts a request about to run; true when it is this worker's last under max_requests, in which
 /// case the worker winds down once it is answered.
 fn is_last_request(shared: &Shared) -> bool {
@@ -330,7 +329,7 @@ fn is_last_request(shared: &Shared) -> bool {
     let limit = shared.config.max_requests;
     if limit > 0 && served >= limit {
         shared.leave_queue.store(true, Ordering::Relaxed);
-        let _ = shared.stop_tx.send(true);
+        stop(shared);
         return true;
     }
     false
