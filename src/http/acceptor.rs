@@ -18,7 +18,7 @@ pub enum Acceptor {
         local: SocketAddr,
         plain: bool,
     },
-    Unix(tokio::net::UnixListener, String),
+    Unix(tokio::net::UnixListener, std::sync::Arc<str>),
 }
 
 impl Acceptor {
@@ -39,7 +39,7 @@ impl Acceptor {
             }
             Listener::Unix { listener, path } => Acceptor::Unix(
                 tokio::net::UnixListener::from_std(listener)?,
-                path.display().to_string(),
+                path.display().to_string().into(),
             ),
         })
     }

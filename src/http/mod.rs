@@ -30,6 +30,7 @@ mod conformance_tests;
 mod parser_tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use body::BodyReader;
@@ -52,7 +53,8 @@ pub enum Peer {
 #[derive(Debug, Clone)]
 pub enum Local {
     Tcp(SocketAddr),
-    Unix(String),
+    /// Shared: every request on the socket carries it.
+    Unix(Arc<str>),
 }
 
 /// Per-request settings fixed for the worker's life.

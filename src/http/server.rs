@@ -280,8 +280,12 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
             config: config.exchange,
             last,
         };
-        let Some(finished) = run(&shared.runner, exchange).await else {
-            return;
+        let finished = match &shared.runner {
+            Runner::Inline(handler) => handler.handle(exchange),
+            Runner::Pool(jobs) => match run_on_pool(jobs, exchange).await {
+                Some(finished) => finished,
+                None => return,
+            },
         };
         drop(permit);
         conn = finished.conn;
@@ -335,15 +339,10 @@ fn is_last_request(shared: &Shared) -> bool {
     false
 }
 
-async fn run(runner: &Runner, exchange: Exchange) -> Option<Finished> {
-    match runner {
-        Runner::Inline(handler) => Some(handler.handle(exchange)),
-        Runner::Pool(jobs) => {
-            let (reply, result) = oneshot::channel();
-            jobs.send(PoolJob { exchange, reply }).ok()?;
-            result.await.ok()
-        }
-    }
+async fn run_on_pool(jobs: &mpsc::Sender<PoolJob>, exchange: Exchange) -> Option<Finished> {
+    let (reply, result) = oneshot::channel();
+    jobs.send(PoolJob { exchange, reply }).ok()?;
+    result.await.ok()
 }
 
 fn reject(conn: &ConnIo, peer: &Peer, status: u16, detail: &str) {

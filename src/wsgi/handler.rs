@@ -1,7 +1,6 @@
 //! Runs one request through the WSGI app: builds the environ, calls the app, sends what it
 //! returns (list fast path, sendfile for file wrappers, any iterable), always calls close(), and
 //! turns app errors into a 500 or a closed connection. The worker stays alive whatever the app does.
-use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -10,8 +9,8 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use super::app::format_error;
 use super::environ::{EnvironError, EnvironTemplate};
 use super::file_wrapper::{real_file, FileWrapper};
-use super::start_response::{lock, ResponseState, SharedResponse, StartResponse};
-use super::streams::{InputShared, InputStream};
+use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
+use super::streams::InputStream;
 use crate::http::body::BodyReader;
 use crate::http::response::{reason, write_error, HeaderBlock};
 use crate::http::{Exchange, Finished, Handler, RequestHead, ResponseWriter};
@@ -74,13 +73,10 @@ impl Handler for WsgiHandler {
                 return Finished::rejected(conn, head, 413);
             }
         };
-        let input = InputShared::new(body);
-        let state: SharedResponse = Arc::new(Mutex::new(ResponseState {
-            writer,
-            started: false,
-        }));
-        Python::attach(|py| self.run(py, &head, &peer, &local, &input, &state));
-        let body = input
+        let state = RequestState::new(body, writer);
+        Python::attach(|py| self.run(py, &head, &peer, &local, &state));
+        let body = state
+            .input
             .take()
             .expect("the request body is taken back exactly once");
         let (conn, reusable) = body.finish(DRAIN_LIMIT);
@@ -106,33 +102,30 @@ impl WsgiHandler {
         head: &RequestHead,
         peer: &crate::http::Peer,
         local: &crate::http::Local,
-        input: &Arc<InputShared>,
-        state: &SharedResponse,
+        state: &SharedRequest,
     ) {
         let environ =
             match self
                 .environ
-                .build(py, head, peer, local, InputStream::new(input.clone()))
+                .build(py, head, peer, local, InputStream::new(state.clone()))
             {
                 Ok(environ) => environ,
                 Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
-                Err(EnvironError::Python(error)) => {
-                    return self.app_failed(py, head, state, input, error)
-                }
+                Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, error),
             };
         let start_response = match Py::new(py, StartResponse::new(state.clone())) {
             Ok(start_response) => start_response,
-            Err(error) => return self.app_failed(py, head, state, input, error),
+            Err(error) => return self.app_failed(py, head, state, error),
         };
         let result = match self.app.call1(py, (environ, start_response)) {
             Ok(result) => result.into_bound(py),
-            Err(error) => return self.app_failed(py, head, state, input, error),
+            Err(error) => return self.app_failed(py, head, state, error),
         };
         let sent = send_result(py, &result, state);
         let closed = close_result(&result);
         match (sent, closed) {
             (Err(SendError::App(error)), _) | (Ok(()), Err(error)) => {
-                self.app_failed(py, head, state, input, error)
+                self.app_failed(py, head, state, error)
             }
             (Err(SendError::Client(error)), _) => client_gone(state, head, &error),
             (Ok(()), Ok(())) => finish(py, state, head),
@@ -141,25 +134,18 @@ impl WsgiHandler {
 
     /// The app raised: log its traceback, then answer 500 (413 if it hit the body limit) when no
     /// header went out yet, else cut the connection so the client sees a truncated response.
-    fn app_failed(
-        &self,
-        py: Python<'_>,
-        head: &RequestHead,
-        state: &SharedResponse,
-        input: &InputShared,
-        error: PyErr,
-    ) {
+    fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedRequest, error: PyErr) {
         tracing::error!(
             "Error handling request {}\n{}",
             head.target,
             format_error(py, &error).trim_end()
         );
-        let status = if input.too_large() { 413 } else { 500 };
+        let status = if state.input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));
     }
 }
 
-fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &str) {
+fn respond_error(py: Python<'_>, state: &SharedRequest, status: u16, detail: &str) {
     py.detach(|| {
         let mut state = lock(state);
         state.writer.abort();
@@ -177,7 +163,7 @@ fn respond_error(py: Python<'_>, state: &SharedResponse, status: u16, detail: &s
     });
 }
 
-fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Error) {
+fn client_gone(state: &SharedRequest, head: &RequestHead, error: &std::io::Error) {
     tracing::debug!(
         "client went away during {} {}: {error}",
         head.method,
@@ -186,7 +172,7 @@ fn client_gone(state: &SharedResponse, head: &RequestHead, error: &std::io::Erro
     lock(state).writer.abort();
 }
 
-fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
+fn finish(py: Python<'_>, state: &SharedRequest, head: &RequestHead) {
     match end_response(py, state) {
         Ok(true) => {}
         Ok(false) => {
@@ -201,7 +187,7 @@ fn finish(py: Python<'_>, state: &SharedResponse, head: &RequestHead) {
 }
 
 /// Ends a started response (false: it never started), with the GIL released if that may block.
-fn end_response(py: Python<'_>, state: &SharedResponse) -> std::io::Result<bool> {
+fn end_response(py: Python<'_>, state: &SharedRequest) -> std::io::Result<bool> {
     let mut response = lock(state);
     if !response.started {
         return Ok(false);
@@ -227,7 +213,7 @@ fn close_result(result: &Bound<'_, PyAny>) -> PyResult<()> {
 fn send_result(
     py: Python<'_>,
     result: &Bound<'_, PyAny>,
-    state: &SharedResponse,
+    state: &SharedRequest,
 ) -> Result<(), SendError> {
     if let Ok(list) = result.cast::<PyList>() {
         if list.len() == 1 {
@@ -268,7 +254,7 @@ fn as_body_bytes<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py
 fn send_sequence(
     py: Python<'_>,
     items: Vec<Bound<'_, PyAny>>,
-    state: &SharedResponse,
+    state: &SharedRequest,
 ) -> Result<(), SendError> {
     let parts = items
         .iter()
@@ -278,7 +264,7 @@ fn send_sequence(
 }
 
 /// Sends a whole body.
-fn send_parts(py: Python<'_>, parts: &[&[u8]], state: &SharedResponse) -> Result<(), SendError> {
+fn send_parts(py: Python<'_>, parts: &[&[u8]], state: &SharedRequest) -> Result<(), SendError> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     if total == 0 {
         return Ok(());
@@ -288,7 +274,7 @@ fn send_parts(py: Python<'_>, parts: &[&[u8]], state: &SharedResponse) -> Result
 
 fn write_chunk(
     py: Python<'_>,
-    state: &SharedResponse,
+    state: &SharedRequest,
     data: &[u8],
     known_total: Option<u64>,
 ) -> Result<(), SendError> {
@@ -302,7 +288,7 @@ fn write_chunk(
 /// the response in memory.
 fn write_parts(
     py: Python<'_>,
-    state: &SharedResponse,
+    state: &SharedRequest,
     parts: &[&[u8]],
     known_total: Option<u64>,
 ) -> Result<(), SendError> {
@@ -326,7 +312,7 @@ fn write_parts(
 fn send_wrapped_file(
     py: Python<'_>,
     wrapper: &FileWrapper,
-    state: &SharedResponse,
+    state: &SharedRequest,
 ) -> Option<Result<(), SendError>> {
     let ready = {
         let state = lock(state);

@@ -6,6 +6,8 @@ use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError,
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use super::streams::InputShared;
+use crate::http::body::BodyReader;
 use crate::http::response::{HeaderBlock, ResponseError};
 use crate::http::ResponseWriter;
 
@@ -15,21 +17,41 @@ pub struct ResponseState {
     pub started: bool,
 }
 
-pub type SharedResponse = Arc<Mutex<ResponseState>>;
+/// What one request's callables (start_response, write(), wsgi.input) share with the runner,
+/// in one allocation.
+pub struct RequestState {
+    pub input: InputShared,
+    response: Mutex<ResponseState>,
+}
 
-pub fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
+impl RequestState {
+    pub fn new(body: BodyReader, writer: ResponseWriter) -> SharedRequest {
+        Arc::new(RequestState {
+            input: InputShared::new(body),
+            response: Mutex::new(ResponseState {
+                writer,
+                started: false,
+            }),
+        })
+    }
+}
+
+pub type SharedRequest = Arc<RequestState>;
+
+pub fn lock(state: &RequestState) -> MutexGuard<'_, ResponseState> {
     state
+        .response
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[pyclass(module = "rgunicorn")]
 pub struct StartResponse {
-    state: SharedResponse,
+    state: SharedRequest,
 }
 
 impl StartResponse {
-    pub fn new(state: SharedResponse) -> Self {
+    pub fn new(state: SharedRequest) -> Self {
         StartResponse { state }
     }
 }
@@ -107,7 +129,7 @@ impl StartResponse {
 /// The legacy write() callable returned by start_response.
 #[pyclass(module = "rgunicorn")]
 pub struct Write {
-    state: SharedResponse,
+    state: SharedRequest,
 }
 
 #[pymethods]

@@ -2,12 +2,13 @@
 //! iteration) streaming from the socket with the GIL released while it waits. Owns no socket: the
 //! body reader is lent for one request and taken back afterwards.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::start_response::SharedRequest;
 use crate::http::body::{BodyError, BodyReader};
 
 /// The body reader shared between wsgi.input and the request runner.
@@ -17,11 +18,11 @@ pub struct InputShared {
 }
 
 impl InputShared {
-    pub fn new(body: BodyReader) -> Arc<Self> {
-        Arc::new(InputShared {
+    pub fn new(body: BodyReader) -> Self {
+        InputShared {
             body: Mutex::new(Some(body)),
             too_large: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Takes the reader back once the app is done; wsgi.input then raises on use.
@@ -82,16 +83,17 @@ fn read_exact_or_eof(
 
 #[pyclass(module = "rgunicorn", name = "Input")]
 pub struct InputStream {
-    shared: Arc<InputShared>,
+    shared: SharedRequest,
 }
 
 impl InputStream {
-    pub fn new(shared: Arc<InputShared>) -> Self {
+    pub fn new(shared: SharedRequest) -> Self {
         InputStream { shared }
     }
 
     fn line(&self, py: Python<'_>, max: usize) -> PyResult<Vec<u8>> {
         self.shared
+            .input
             .with_body(py, |body, out| body.read_line(max, out).map(drop))
     }
 }
@@ -103,6 +105,7 @@ impl InputStream {
         let want = limit(size);
         let data = self
             .shared
+            .input
             .with_body(py, |body, out| read_exact_or_eof(body, want, out))?;
         Ok(PyBytes::new(py, &data))
     }
