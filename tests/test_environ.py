@@ -168,3 +168,17 @@ def test_script_name_from_server_environment(start_server):
     env = srv.json("/prefix/environ/x")["environ"]
     assert env["SCRIPT_NAME"] == "/prefix"
     assert env["PATH_INFO"] == "/environ/x"
+
+
+def test_server_port_is_the_listener_the_request_came_in_on(start_server):
+    # One listener's SERVER_NAME/SERVER_PORT are preset per worker; with two, each request
+    # must still name its own.
+    single = start_server("basic")
+    ((host, port),) = single.listeners
+    env = single.json("/environ")["environ"]
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (host, str(port))
+    double = start_server("basic", "--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0")
+    assert len(double.listeners) == 2
+    for listener in double.listeners * 2:
+        env = double.json("/environ", listener=listener)["environ"]
+        assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("127.0.0.1", str(listener[1]))

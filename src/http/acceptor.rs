@@ -21,6 +21,20 @@ pub enum Acceptor {
     Unix(tokio::net::UnixListener, std::sync::Arc<str>),
 }
 
+impl Local {
+    /// The address connections accepted from `listener` arrived on.
+    pub fn of(listener: &Listener) -> io::Result<Local> {
+        Ok(match listener {
+            Listener::Tcp(l) => Local::Tcp(l.local_addr()?),
+            Listener::Unix { path, .. } => Local::Unix(unix_path(path)),
+        })
+    }
+}
+
+fn unix_path(path: &std::path::Path) -> std::sync::Arc<str> {
+    path.display().to_string().into()
+}
+
 impl Acceptor {
     pub fn new(listener: Listener, plain: bool) -> io::Result<Self> {
         Ok(match listener {
@@ -39,7 +53,7 @@ impl Acceptor {
             }
             Listener::Unix { listener, path } => Acceptor::Unix(
                 tokio::net::UnixListener::from_std(listener)?,
-                path.display().to_string().into(),
+                unix_path(&path),
             ),
         })
     }

@@ -50,7 +50,7 @@ pub enum Peer {
 }
 
 /// The listening address a connection arrived on, for SERVER_NAME / SERVER_PORT.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Local {
     Tcp(SocketAddr),
     /// Shared: every request on the socket carries it.

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Settings, WorkerClass};
 use crate::heartbeat::Heartbeats;
 use crate::http::server::{pool_thread_loop, ServeEnd, Shutdown};
-use crate::http::{serve, ExchangeConfig, Handler, Limits, Runner, ServeConfig};
+use crate::http::{serve, ExchangeConfig, Handler, Limits, Local, Runner, ServeConfig};
 use crate::logging::AccessLog;
 use crate::process::{current_pid, monotonic_ms, parent_pid, set_process_title};
 use crate::sockets::Listener;
@@ -85,7 +85,7 @@ fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
     };
     wsgi::enable_fault_handler().map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let wsgi_handler = app
-        .handler(environ_settings(settings))
+        .handler(environ_settings(settings, ctx.listeners))
         .map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let access = AccessLog::open(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     Ok(Arc::new(Observed::new(
@@ -119,8 +119,12 @@ pub fn start_python(settings: &Settings) -> crate::Result<()> {
     })
 }
 
-fn environ_settings(settings: &Settings) -> EnvironSettings {
+fn environ_settings(settings: &Settings, listeners: &[Listener]) -> EnvironSettings {
     EnvironSettings {
+        only_listener: match listeners {
+            [only] => Local::of(only).ok(),
+            _ => None,
+        },
         multithread: settings.worker_class == WorkerClass::Gthread,
         multiprocess: settings.workers > 1,
         script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),

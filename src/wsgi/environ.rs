@@ -22,6 +22,9 @@ pub struct EnvironSettings {
     /// Header names a trusted peer may set in the environ as they are.
     pub forwarder_headers: Vec<String>,
     pub secure_scheme_headers: Vec<(String, String)>,
+    /// The worker's listener when it has only one: its SERVER_NAME and SERVER_PORT are then in
+    /// the template instead of set per request.
+    pub only_listener: Option<Local>,
 }
 
 /// A request the environ cannot describe: answered 400 before the app runs.
@@ -38,17 +41,21 @@ impl From<PyErr> for EnvironError {
 }
 
 /// Keys `build` sets on every request, whatever the request.
-const PER_REQUEST_KEYS: [&str; 10] = [
-    "REQUEST_METHOD",
-    "QUERY_STRING",
+const PER_REQUEST_KEYS: [&str; 6] = [
     "RAW_URI",
     "PATH_INFO",
-    "SERVER_PROTOCOL",
-    "wsgi.url_scheme",
     "wsgi.input",
     "SERVER_NAME",
     "SERVER_PORT",
     "REMOTE_ADDR",
+];
+
+/// Keys with the value most requests have; `build` sets them only when the request differs.
+const USUAL_VALUES: [(&str, &str); 4] = [
+    ("REQUEST_METHOD", "GET"),
+    ("QUERY_STRING", ""),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ("wsgi.url_scheme", "http"),
 ];
 
 pub struct EnvironTemplate {
@@ -63,6 +70,12 @@ impl EnvironTemplate {
         let base = PyDict::new(py);
         for key in PER_REQUEST_KEYS {
             base.set_item(PyString::intern(py, key), py.None())?;
+        }
+        for (key, value) in USUAL_VALUES {
+            base.set_item(PyString::intern(py, key), PyString::intern(py, value))?;
+        }
+        if let Some(local) = &settings.only_listener {
+            set_server(py, &base, local, "http")?;
         }
         base.set_item("wsgi.version", (1, 0))?;
         base.set_item("wsgi.multithread", settings.multithread)?;
@@ -104,23 +117,24 @@ impl EnvironTemplate {
                 .strip_prefix(prefix)
                 .ok_or(EnvironError::BadRequest("request path outside SCRIPT_NAME"))?,
         };
-        env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
-        env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
+        if head.method != "GET" {
+            env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
+        }
+        if !head.query.is_empty() {
+            env.set_item(intern!(py, "QUERY_STRING"), head.query.as_str())?;
+        }
         env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
         env.set_item(intern!(py, "PATH_INFO"), latin1(py, &percent_decode(path)))?;
-        let protocol = match head.version {
-            Version::Http11 => intern!(py, "HTTP/1.1"),
-            Version::Http10 => intern!(py, "HTTP/1.0"),
-        };
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
-        let scheme_string = if scheme == "https" {
-            intern!(py, "https")
-        } else {
-            intern!(py, "http")
-        };
-        env.set_item(intern!(py, "wsgi.url_scheme"), scheme_string)?;
+        if head.version == Version::Http10 {
+            env.set_item(intern!(py, "SERVER_PROTOCOL"), intern!(py, "HTTP/1.0"))?;
+        }
+        if scheme == "https" {
+            env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+        }
         env.set_item(intern!(py, "wsgi.input"), input.into_py_any(py)?)?;
-        set_server(py, &env, local, scheme)?;
+        if scheme != "http" || self.settings.only_listener.as_ref() != Some(local) {
+            set_server(py, &env, local, scheme)?;
+        }
         set_remote(py, &env, head, peer)?;
         set_headers(py, &env, head)?;
         for (name, value) in forwarded {
