@@ -157,3 +157,10 @@ def test_header_with_control_chars_is_500(server, part, char):
     assert b"X-Injected" not in data
     assert b"should not be sent" not in data
     assert server.get("/hello").status == 200
+
+
+def test_an_app_keeping_the_callables_does_not_disturb_the_next_request(server):
+    for _ in range(3):
+        kept = server.get("/keep")
+        assert (kept.status, kept.body) == (200, b"kept")
+        assert server.get("/hello").body == b"hello world"

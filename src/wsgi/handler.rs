@@ -75,23 +75,31 @@ impl Handler for WsgiHandler {
         };
         let state = RequestState::new(body, writer);
         Python::attach(|py| self.run(py, &head, &peer, &local, &state));
-        let body = state
-            .input
-            .take()
-            .expect("the request body is taken back exactly once");
-        let (conn, reusable) = body.finish(DRAIN_LIMIT);
-        let mut state = lock(&state);
-        Finished {
-            conn,
-            keep_alive: reusable && state.writer.keep_alive(),
-            held_output: state.writer.take_held(),
-            report: crate::http::Report {
-                status: state.writer.status(),
-                body_bytes: state.writer.body_bytes(),
-                response_headers: state.writer.take_headers(),
-                head,
-            },
+        match RequestState::into_parts(state) {
+            Ok((body, mut response)) => finished(body, &mut response.writer, head),
+            Err(state) => finished(state.input.take(), &mut lock(&state).writer, head),
         }
+    }
+}
+
+/// The connection back, with what the response did.
+fn finished(
+    body: Option<BodyReader>,
+    writer: &mut ResponseWriter,
+    head: Box<RequestHead>,
+) -> Finished {
+    let body = body.expect("the request body is taken back exactly once");
+    let (conn, reusable) = body.finish(DRAIN_LIMIT);
+    Finished {
+        conn,
+        keep_alive: reusable && writer.keep_alive(),
+        held_output: writer.take_held(),
+        report: crate::http::Report {
+            status: writer.status(),
+            body_bytes: writer.body_bytes(),
+            response_headers: writer.take_headers(),
+            head,
+        },
     }
 }
 

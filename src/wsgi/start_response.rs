@@ -34,6 +34,19 @@ impl RequestState {
             }),
         })
     }
+
+    /// The body reader and the response when the app kept none of the request's callables, so
+    /// they are taken apart without a lock; otherwise the state, still shared.
+    pub fn into_parts(
+        state: SharedRequest,
+    ) -> Result<(Option<BodyReader>, ResponseState), SharedRequest> {
+        let state = Arc::try_unwrap(state)?;
+        let response = state
+            .response
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok((state.input.into_body(), response))
+    }
 }
 
 pub type SharedRequest = Arc<RequestState>;

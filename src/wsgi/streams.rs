@@ -30,6 +30,11 @@ impl InputShared {
         self.body.lock().ok()?.take()
     }
 
+    /// The reader, when nothing else can use the input any more.
+    pub fn into_body(self) -> Option<BodyReader> {
+        self.body.into_inner().ok()?
+    }
+
     /// Whether the app hit limit_request_body while reading (the answer is then 413).
     pub fn too_large(&self) -> bool {
         self.too_large.load(Ordering::Relaxed)

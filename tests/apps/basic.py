@@ -370,6 +370,16 @@ def validated(environ, start_response, q):
     return [body]
 
 
+_kept = []
+
+
+def keep(environ, start_response, q):
+    """Keeps the request's callables past its end, as a leaky app might."""
+    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    _kept[:] = [environ, start_response, write, environ["wsgi.input"]]
+    return [b"kept"]
+
+
 ROUTES = {
     "hello": hello, "environ": environ_view, "echo": echo, "consume": consume, "stream": stream,
     "empty_chunks": empty_chunks, "empty": empty, "write": write_view, "file": file_view,
@@ -377,7 +387,7 @@ ROUTES = {
     "sleep": sleep_view, "block": block, "tlocal": tlocal,
     "pid": pid_view, "osenv": osenv, "sr_twice": sr_twice, "exc_before": exc_before,
     "exc_after": exc_after, "headers": multi_headers, "big": big, "errors": errors_view,
-    "validated": validated,
+    "validated": validated, "keep": keep,
 }
 
 
