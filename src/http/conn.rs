@@ -106,13 +106,12 @@ impl ConnIo {
         }
     }
 
-    /// The free tail to read into, at least `room` bytes.
-    fn room(&mut self, room: usize) -> &mut [u8] {
+    /// Makes the free tail to read into (`buf[end..]`) at least `room` bytes.
+    fn make_room(&mut self, room: usize) {
         self.compact();
         if self.buf.len() < self.end + room {
             self.buf.resize(self.end + room, 0);
         }
-        &mut self.buf[self.end..]
     }
 
     fn deadline(&self) -> sockio::Deadline {
@@ -121,8 +120,8 @@ impl ConnIo {
 
     /// Non-blocking: appends what the socket has (WouldBlock when nothing), for the reactor.
     pub fn read_available(&mut self) -> io::Result<usize> {
-        let stream = self.stream.clone();
-        let got = stream.try_read(self.room(READ_ROOM))?;
+        self.make_room(READ_ROOM);
+        let got = self.stream.try_read(&mut self.buf[self.end..])?;
         self.end += got;
         Ok(got)
     }
@@ -130,8 +129,8 @@ impl ConnIo {
     /// Blocking: appends at least one byte from the socket to the buffer; Ok(0) at end of stream.
     pub fn fill(&mut self) -> io::Result<usize> {
         let deadline = self.deadline();
-        let stream = self.stream.clone();
-        let got = sockio::read_some(stream.as_fd(), self.room(BODY_READ_ROOM), deadline)?;
+        self.make_room(BODY_READ_ROOM);
+        let got = sockio::read_some(self.stream.as_fd(), &mut self.buf[self.end..], deadline)?;
         self.end += got;
         Ok(got)
     }
