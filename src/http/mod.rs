@@ -10,6 +10,7 @@ pub mod conn;
 pub mod date;
 mod fields;
 mod framing;
+mod head_read;
 mod held;
 pub mod parser;
 pub mod prefetch;

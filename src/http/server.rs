@@ -2,21 +2,20 @@
 //! asynchronously (idle and slow clients never hold a thread), and runs each request either inline
 //! on the reactor thread or on a pool thread. Never calls Python itself.
 use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch, Semaphore};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::acceptor::Acceptor;
 use super::buffers::recycle;
 use super::conn::{ConnIo, Stream};
+use super::head_read::{read_head, HeadRead};
 use super::held;
-use super::parser::parse_head_into;
 use super::prefetch::read_body_ahead;
-use super::request::{Limits, ParseError, RequestHead, Version};
+use super::request::{Limits, RequestHead, Version};
 use super::response::{reason, write_error};
 use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
 use crate::sockets::Listener;
@@ -223,15 +222,6 @@ async fn accept_error(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-enum HeadRead {
-    /// The next request's head is in the connection's `RequestHead`.
-    Head,
-    /// Clean end: EOF, idle timeout or shutdown between requests.
-    Closed,
-    Invalid(ParseError),
-    TimedOut,
-}
-
 async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared) {
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
@@ -359,60 +349,5 @@ fn describe_peer(peer: &Peer) -> String {
     match peer {
         Peer::Tcp(addr) => addr.to_string(),
         Peer::Unix => "unix socket".to_string(),
-    }
-}
-
-async fn read_head(
-    conn: &mut ConnIo,
-    head: &mut RequestHead,
-    config: &ServeConfig,
-    first: bool,
-    mut timer: Pin<&mut Sleep>,
-) -> HeadRead {
-    // Set at the first wait: reading the clock costs more than parsing a small head.
-    let mut head_deadline = None;
-    loop {
-        if !conn.unread().is_empty() {
-            match parse_head_into(
-                conn.unread(),
-                &config.limits,
-                config.proxy_protocol && first,
-                head,
-            ) {
-                Ok(Some(used)) => {
-                    conn.consume(used);
-                    return HeadRead::Head;
-                }
-                Ok(None) => {}
-                Err(error) => return HeadRead::Invalid(error),
-            }
-        }
-        let idle = conn.unread().is_empty();
-        if !conn.is_registered() {
-            match conn.read_available() {
-                Ok(0) => return HeadRead::Closed,
-                Ok(_) => continue,
-                // Nothing yet: the reactor has to wait for it (`readable` registers the socket).
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => return HeadRead::Closed,
-            }
-        }
-        let now = Instant::now();
-        let deadline = match (idle && !first, config.keepalive) {
-            (true, Some(keepalive)) => now + keepalive,
-            _ => *head_deadline.get_or_insert(now + config.head_timeout),
-        };
-        timer.as_mut().reset(deadline);
-        tokio::select! {
-            biased;
-            ready = conn.readable() => if ready.is_err() { return HeadRead::Closed },
-            _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
-        }
-        match conn.read_available() {
-            Ok(0) => return HeadRead::Closed,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return HeadRead::Closed,
-        }
     }
 }

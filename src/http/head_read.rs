@@ -1,0 +1,75 @@
+//! Reading one request head off a connection in the reactor: parse what is buffered, read more
+//! when the socket has it, and wait with the keep-alive or head timeout. Never runs a request.
+use std::io;
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep};
+
+use super::conn::ConnIo;
+use super::parser::parse_head_into;
+use super::request::{ParseError, RequestHead};
+use super::server::ServeConfig;
+
+pub(super) enum HeadRead {
+    /// The next request's head is in the connection's `RequestHead`.
+    Head,
+    /// Clean end: EOF, idle timeout or shutdown between requests.
+    Closed,
+    Invalid(ParseError),
+    TimedOut,
+}
+
+pub(super) async fn read_head(
+    conn: &mut ConnIo,
+    head: &mut RequestHead,
+    config: &ServeConfig,
+    first: bool,
+    mut timer: Pin<&mut Sleep>,
+) -> HeadRead {
+    // Set at the first wait: reading the clock costs more than parsing a small head.
+    let mut head_deadline = None;
+    loop {
+        if !conn.unread().is_empty() {
+            match parse_head_into(
+                conn.unread(),
+                &config.limits,
+                config.proxy_protocol && first,
+                head,
+            ) {
+                Ok(Some(used)) => {
+                    conn.consume(used);
+                    return HeadRead::Head;
+                }
+                Ok(None) => {}
+                Err(error) => return HeadRead::Invalid(error),
+            }
+        }
+        let idle = conn.unread().is_empty();
+        if !conn.is_registered() {
+            match conn.read_available() {
+                Ok(0) => return HeadRead::Closed,
+                Ok(_) => continue,
+                // Nothing yet: the reactor has to wait for it (`readable` registers the socket).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return HeadRead::Closed,
+            }
+        }
+        let now = Instant::now();
+        let deadline = match (idle && !first, config.keepalive) {
+            (true, Some(keepalive)) => now + keepalive,
+            _ => *head_deadline.get_or_insert(now + config.head_timeout),
+        };
+        timer.as_mut().reset(deadline);
+        tokio::select! {
+            biased;
+            ready = conn.readable() => if ready.is_err() { return HeadRead::Closed },
+            _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
+        }
+        match conn.read_available() {
+            Ok(0) => return HeadRead::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return HeadRead::Closed,
+        }
+    }
+}
