@@ -2,8 +2,8 @@
 //! loopback under real load, and prints one table of the scenarios with ratios and targets.
 //!
 //! Arguments (after `cargo bench --bench e2e --`): `--quick` (also RGUNICORN_BENCH=quick) for a few
-//! seconds a scenario, `--full` (the default) for 15 s; any other word keeps only the scenarios
-//! whose id contains it. Exits 0 whether or not the targets are met: it is a report.
+//! seconds a scenario, `--full` (the default) for three rounds of 5 s; any other word keeps only
+//! the scenarios whose id contains it. Exits 0 whether or not the targets are met: it is a report.
 
 mod baseline;
 mod client;
@@ -58,12 +58,14 @@ fn timing(quick: bool) -> Timing {
             duration: Duration::from_secs(3),
             warmup: Duration::from_secs(1),
             transfer_reps: 2,
+            rounds: 1,
         }
     } else {
         Timing {
-            duration: Duration::from_secs(15),
-            warmup: Duration::from_secs(3),
-            transfer_reps: 5,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(2),
+            transfer_reps: 2,
+            rounds: 3,
         }
     }
 }
@@ -152,31 +154,40 @@ fn progress(id: &str, label: &str, m: &report::Measured) {
     eprintln!("e2e: {id:<20} {label:<38} {what}");
 }
 
+/// Measures rgunicorn and then each peer, as many rounds as the timing asks: the servers take
+/// turns, so a slow spell of the machine falls on all of them, and each keeps its median round.
 fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a> {
-    let ours_spec = Spec {
+    let ours = Spec {
         kind: Kind::Rgunicorn,
         app: scenario.app,
         layout: scenario.ours,
     };
-    let ours = scenarios::measure(scenario, &ours_spec, bench);
-    progress(scenario.id, &ours_spec.label(), &ours);
+    let peers = scenario.peers.iter().map(|p| Spec {
+        kind: p.kind,
+        app: scenario.app,
+        layout: p.layout,
+    });
+    let specs: Vec<Spec> = std::iter::once(ours).chain(peers).collect();
+    let mut rounds: Vec<Vec<report::Measured>> = specs.iter().map(|_| Vec::new()).collect();
+    for _ in 0..bench.timing.rounds {
+        for (spec, measured) in specs.iter().zip(&mut rounds) {
+            let m = scenarios::measure(scenario, spec, bench);
+            progress(scenario.id, &spec.label(), &m);
+            measured.push(m);
+        }
+    }
+    let mut results = rounds.into_iter().map(report::median_round);
+    let ours = results.next().expect("rgunicorn was measured");
     let peers = scenario
         .peers
         .iter()
-        .map(|p| {
-            let spec = Spec {
-                kind: p.kind,
-                app: scenario.app,
-                layout: p.layout,
-            };
-            let measured = scenarios::measure(scenario, &spec, bench);
-            progress(scenario.id, &spec.label(), &measured);
-            (spec.label(), p.goal, measured)
-        })
+        .zip(&specs[1..])
+        .zip(results)
+        .map(|((peer, spec), measured)| (spec.label(), peer.goal, measured))
         .collect();
     ScenarioResult {
         scenario,
-        ours_label: ours_spec.label(),
+        ours_label: specs[0].label(),
         ours,
         peers,
     }

@@ -9,6 +9,25 @@ use crate::servers::StartError;
 /// A server's result in one scenario, or why there is none.
 pub type Measured = Result<Outcome, StartError>;
 
+/// One server's rounds as one result: a failed round is the result; otherwise the round with the
+/// median value, with the errors of all rounds and the largest RSS growth of any.
+pub fn median_round(mut rounds: Vec<Measured>) -> Measured {
+    if let Some(failed) = rounds.iter().position(Result::is_err) {
+        return rounds.swap_remove(failed);
+    }
+    let mut outcomes: Vec<Outcome> = rounds.into_iter().filter_map(Result::ok).collect();
+    let errors = outcomes.iter().map(|o| o.errors).sum();
+    let growth = outcomes
+        .iter()
+        .filter_map(|o| o.rss_growth_mib)
+        .reduce(f64::max);
+    outcomes.sort_by(|a, b| a.value.total_cmp(&b.value));
+    let mut median = outcomes.swap_remove(outcomes.len() / 2);
+    median.errors = errors;
+    median.rss_growth_mib = growth;
+    Ok(median)
+}
+
 /// Everything measured in one scenario.
 pub struct ScenarioResult<'a> {
     pub scenario: &'a Scenario,

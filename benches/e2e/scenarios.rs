@@ -172,6 +172,8 @@ pub struct Timing {
     pub duration: Duration,
     pub warmup: Duration,
     pub transfer_reps: u32,
+    /// Times each server is measured, taking turns with the others.
+    pub rounds: u32,
 }
 
 /// Everything a measurement needs besides the scenario.
