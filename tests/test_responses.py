@@ -164,3 +164,5 @@ def test_an_app_keeping_the_callables_does_not_disturb_the_next_request(server):
         kept = server.get("/keep")
         assert (kept.status, kept.body) == (200, b"kept")
         assert server.get("/hello").body == b"hello world"
+        # The old request's write() and start_response refuse; its wsgi.input is spent.
+        assert server.get("/use_kept").body == b"RuntimeError RuntimeError ValueError"

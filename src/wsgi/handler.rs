@@ -77,7 +77,11 @@ impl Handler for WsgiHandler {
         Python::attach(|py| self.run(py, &head, &peer, &local, &state));
         match RequestState::into_parts(state) {
             Ok((body, mut response)) => finished(body, &mut response.writer, head),
-            Err(state) => finished(state.input.take(), &mut lock(&state).writer, head),
+            Err(state) => {
+                let mut response = lock(&state);
+                response.ended = true;
+                finished(state.input.take(), &mut response.writer, head)
+            }
         }
     }
 }

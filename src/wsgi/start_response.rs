@@ -15,6 +15,8 @@ use crate::http::ResponseWriter;
 pub struct ResponseState {
     pub writer: ResponseWriter,
     pub started: bool,
+    /// The request is over: callables the app kept must not touch the connection any more.
+    pub ended: bool,
 }
 
 /// What one request's callables (start_response, write(), wsgi.input) share with the runner,
@@ -31,6 +33,7 @@ impl RequestState {
             response: Mutex::new(ResponseState {
                 writer,
                 started: false,
+                ended: false,
             }),
         })
     }
@@ -93,6 +96,10 @@ fn header_block(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResu
     Ok(block)
 }
 
+fn request_over() -> PyErr {
+    PyRuntimeError::new_err("the request this callable belongs to is over")
+}
+
 /// Re-raises the exception of an exc_info triple.
 fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
     match exc_info
@@ -119,6 +126,9 @@ impl StartResponse {
         let with_exc_info = exc_info.is_some_and(|e| !e.is_none());
         {
             let mut state = lock(&self.state);
+            if state.ended {
+                return Err(request_over());
+            }
             if with_exc_info && state.writer.headers_sent() {
                 return Err(reraise(exc_info.expect("checked above")));
             }
@@ -151,6 +161,9 @@ impl Write {
         let bytes = data.as_bytes();
         py.detach(|| {
             let mut state = lock(&self.state);
+            if state.ended {
+                return Err(request_over());
+            }
             if !state.started {
                 return Err(PyRuntimeError::new_err(
                     "write() called before start_response",

@@ -375,9 +375,23 @@ _kept = []
 
 def keep(environ, start_response, q):
     """Keeps the request's callables past its end, as a leaky app might."""
-    write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
     _kept[:] = [environ, start_response, write, environ["wsgi.input"]]
-    return [b"kept"]
+    return iter([b"kept"])
+
+
+def use_kept(environ, start_response, q):
+    """Calls the callables `keep` kept: each must refuse, the old request being over."""
+    _, old_start_response, old_write, old_input = _kept
+    outcomes = []
+    for call in (lambda: old_write(b"junk"), lambda: old_start_response("200 OK", []),
+                 lambda: old_input.read()):
+        try:
+            call()
+            outcomes.append("ok")
+        except Exception as e:  # noqa: BLE001 - the type is what the test checks
+            outcomes.append(type(e).__name__)
+    return _respond(start_response, " ".join(outcomes).encode())
 
 
 ROUTES = {
@@ -387,7 +401,7 @@ ROUTES = {
     "sleep": sleep_view, "block": block, "tlocal": tlocal,
     "pid": pid_view, "osenv": osenv, "sr_twice": sr_twice, "exc_before": exc_before,
     "exc_after": exc_after, "headers": multi_headers, "big": big, "errors": errors_view,
-    "validated": validated, "keep": keep,
+    "validated": validated, "keep": keep, "use_kept": use_kept,
 }
 
 
