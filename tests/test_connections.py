@@ -63,6 +63,16 @@ def test_one_thread_answers_pipelined_requests_in_order(one_thread_server):
     assert responses[3].body == b""
 
 
+def test_one_thread_answers_a_long_pipeline_in_order(one_thread_server):
+    # Longer than the worker's fair share of back-to-back requests, so it yields on the way.
+    count = 20
+    with open_raw(one_thread_server.address(), 10) as sock:
+        sock.sendall(b"".join(_get(b"/environ?i=%d" % i) for i in range(count)))
+        responses, _ = read_responses(sock, count, timeout=10)
+    assert [r.json()["environ"]["QUERY_STRING"] for r in responses] == [
+        f"i={i}" for i in range(count)]
+
+
 def test_one_thread_keeps_many_connections_answered(one_thread_server):
     socks = [open_raw(one_thread_server.address(), 10) for _ in range(20)]
     try:

@@ -226,7 +226,7 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
     let config = &shared.config;
     let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
     let mut first = true;
-    let mut served: u32 = 0;
+    let mut back_to_back: u32 = 0;
     // One timer for the connection's life, moved forward for each wait: re-arming a registered
     // timer to a later deadline does not touch the timer wheel.
     let mut timer = std::pin::pin!(tokio::time::sleep_until(
@@ -298,10 +298,14 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
             return conn.close();
         }
         first = false;
-        served += 1;
         // A client that always has its next request ready (pipelining) would otherwise keep the
-        // reactor, and inline the only thread, to itself; others usually make us wait anyway.
-        if served % FAIR_SHARE == 0 {
+        // reactor, and inline the only thread, to itself; the others make us wait anyway.
+        back_to_back = match conn.unread().is_empty() {
+            true => 0,
+            false => back_to_back + 1,
+        };
+        if back_to_back == FAIR_SHARE {
+            back_to_back = 0;
             tokio::task::yield_now().await;
         }
     }
