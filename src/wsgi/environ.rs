@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
-use super::environ_strings::{address_strings, header_item};
+use super::environ_strings::{address_strings, header_item, next_request};
 use super::file_wrapper::FileWrapper;
 use super::proxy::{claimed_scheme, TrustedPeers};
 use super::streams::InputStream;
@@ -221,9 +221,14 @@ fn set_remote(
 }
 
 fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
+    let request = next_request();
     for (name, value) in &head.headers {
-        let (key, value) = header_item(py, name, value);
-        match env.get_item(&key)? {
+        let (key, value, repeated) = header_item(py, request, name, value);
+        let previous = match repeated {
+            true => env.get_item(&key)?,
+            false => None,
+        };
+        match previous {
             Some(previous) => {
                 let joined = format!("{},{}", previous.extract::<String>()?, value.to_str()?);
                 env.set_item(key, joined)?;

@@ -54,6 +54,8 @@ struct HeaderSlot {
     key: Py<PyString>,
     last_value: Vec<u8>,
     last: Option<Py<PyString>>,
+    /// The last request (see `next_request`) that had this header.
+    seen_in: u64,
 }
 
 impl HeaderSlot {
@@ -62,17 +64,22 @@ impl HeaderSlot {
             key: environ_key(py, name).unbind(),
             last_value: Vec::new(),
             last: None,
+            seen_in: 0,
         }
     }
 
+    /// The key and value for this field of `request`, and whether the request had the header
+    /// before.
     fn item<'py>(
         &mut self,
         py: Python<'py>,
+        request: u64,
         value: &[u8],
-    ) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+    ) -> (Bound<'py, PyString>, Bound<'py, PyString>, bool) {
+        let repeated = std::mem::replace(&mut self.seen_in, request) == request;
         let key = self.key.bind(py).clone();
         match &self.last {
-            Some(last) if self.last_value == value => (key, last.bind(py).clone()),
+            Some(last) if self.last_value == value => (key, last.bind(py).clone(), repeated),
             _ => {
                 let string = latin1(py, value);
                 if value.len() <= REMEMBERED_VALUE {
@@ -80,7 +87,7 @@ impl HeaderSlot {
                     self.last_value.extend_from_slice(value);
                     self.last = Some(string.clone().unbind());
                 }
-                (key, string)
+                (key, string, repeated)
             }
         }
     }
@@ -88,26 +95,37 @@ impl HeaderSlot {
 
 thread_local! {
     static HEADER_NAMES: RefCell<HashMap<String, HeaderSlot>> = RefCell::new(HashMap::new());
+    static REQUESTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// The environ key and value of a header (`name` upper-cased as the parser leaves it).
+/// Numbers this thread's requests, so `header_item` can tell a header's first occurrence.
+pub(super) fn next_request() -> u64 {
+    REQUESTS.with(|count| {
+        count.set(count.get() + 1);
+        count.get()
+    })
+}
+
+/// A header's environ key and value (`name` upper-cased as the parser leaves it), and whether an
+/// earlier field of the same `request` may have set the key already (then the values join).
 pub(super) fn header_item<'py>(
     py: Python<'py>,
+    request: u64,
     name: &str,
     value: &[u8],
-) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+) -> (Bound<'py, PyString>, Bound<'py, PyString>, bool) {
     HEADER_NAMES.with(|slots| {
         let mut slots = slots.borrow_mut();
         if let Some(slot) = slots.get_mut(name) {
-            return slot.item(py, value);
+            return slot.item(py, request, value);
         }
         if slots.len() >= HEADER_SLOTS {
-            return (environ_key(py, name), latin1(py, value));
+            return (environ_key(py, name), latin1(py, value), true);
         }
-        let mut slot = HeaderSlot::new(py, name);
-        let item = slot.item(py, value);
-        slots.insert(name.to_string(), slot);
-        item
+        slots
+            .entry(name.to_string())
+            .or_insert_with(|| HeaderSlot::new(py, name))
+            .item(py, request, value)
     })
 }
 
