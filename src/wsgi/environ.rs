@@ -167,10 +167,9 @@ impl EnvironTemplate {
     }
 }
 
-/// The common methods as interned strings (no new object per request).
+/// The common methods as interned strings (no new object per request); GET is in the template.
 fn method<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
     match method {
-        "GET" => intern!(py, "GET").clone(),
         "POST" => intern!(py, "POST").clone(),
         "HEAD" => intern!(py, "HEAD").clone(),
         "PUT" => intern!(py, "PUT").clone(),
