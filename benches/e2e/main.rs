@@ -2,7 +2,7 @@
 //! loopback under real load, and prints one table of the scenarios with ratios and targets.
 //!
 //! Arguments (after `cargo bench --bench e2e --`): `--quick` (also RGUNICORN_BENCH=quick) for a few
-//! seconds a scenario, `--full` (the default) for three rounds of 5 s; any other word keeps only
+//! seconds a scenario, `--full` (the default) for seven rounds of 3 s; any other word keeps only
 //! the scenarios whose id contains it. Exits 0 whether or not the targets are met: it is a report.
 
 mod baseline;
@@ -62,10 +62,10 @@ fn timing(quick: bool) -> Timing {
         }
     } else {
         Timing {
-            duration: Duration::from_secs(5),
-            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(3),
+            warmup: Duration::from_secs(1),
             transfer_reps: 2,
-            rounds: 3,
+            rounds: 7,
         }
     }
 }
@@ -155,7 +155,8 @@ fn progress(id: &str, label: &str, m: &report::Measured) {
 }
 
 /// Measures rgunicorn and then each peer, as many rounds as the timing asks: the servers take
-/// turns, so a slow spell of the machine falls on all of them, and each keeps its median round.
+/// turns, so a slow spell of the machine falls on all of them. Each keeps its median round, and
+/// each ratio is the median of the rounds' ratios.
 fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a> {
     let ours = Spec {
         kind: Kind::Rgunicorn,
@@ -176,14 +177,18 @@ fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a>
             measured.push(m);
         }
     }
+    let ratios: Vec<Option<f64>> = rounds[1..]
+        .iter()
+        .map(|peer| report::median_ratio(&rounds[0], peer))
+        .collect();
     let mut results = rounds.into_iter().map(report::median_round);
     let ours = results.next().expect("rgunicorn was measured");
     let peers = scenario
         .peers
         .iter()
         .zip(&specs[1..])
-        .zip(results)
-        .map(|((peer, spec), measured)| (spec.label(), peer.goal, measured))
+        .zip(results.zip(ratios))
+        .map(|((peer, spec), (measured, ratio))| (spec.label(), peer.goal, measured, ratio))
         .collect();
     ScenarioResult {
         scenario,

@@ -28,13 +28,36 @@ pub fn median_round(mut rounds: Vec<Measured>) -> Measured {
     Ok(median)
 }
 
+/// The median over rounds of rgunicorn's value divided by the peer's in the same round: a slow
+/// spell of the machine falls on both sides of a round's ratio, so the pairing cancels most of it.
+pub fn median_ratio(ours: &[Measured], peer: &[Measured]) -> Option<f64> {
+    let mut ratios: Vec<f64> = ours
+        .iter()
+        .zip(peer)
+        .filter_map(|pair| match pair {
+            (Ok(o), Ok(p)) if p.value > 0.0 => Some(o.value / p.value),
+            _ => None,
+        })
+        .collect();
+    if ratios.len() < ours.len().min(peer.len()) || ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    Some(if ratios.len() % 2 == 1 {
+        ratios[mid]
+    } else {
+        (ratios[mid - 1] + ratios[mid]) / 2.0
+    })
+}
+
 /// Everything measured in one scenario.
 pub struct ScenarioResult<'a> {
     pub scenario: &'a Scenario,
     pub ours_label: String,
     pub ours: Measured,
-    /// (label, goal, result) per peer.
-    pub peers: Vec<(String, Option<Goal>, Measured)>,
+    /// (label, goal, result, median ratio of the rounds) per peer.
+    pub peers: Vec<(String, Option<Goal>, Measured, Option<f64>)>,
 }
 
 /// Counts of targets met, and of all targets.
@@ -94,11 +117,7 @@ fn goal_text(goal: Option<Goal>) -> String {
 }
 
 /// Ratio cell, target cell and met cell of a peer's row; counts the target in `tally`.
-fn judge(ours: &Measured, peer: &Measured, goal: Option<Goal>, tally: &mut Tally) -> [String; 3] {
-    let ratio = match (ours, peer) {
-        (Ok(o), Ok(p)) if p.value > 0.0 => Some(o.value / p.value),
-        _ => None,
-    };
+fn judge(ratio: Option<f64>, goal: Option<Goal>, tally: &mut Tally) -> [String; 3] {
     let met = match (goal, ratio) {
         (None, _) => "-".to_string(),
         (Some(_), None) => "not measured".to_string(),
@@ -149,9 +168,9 @@ fn scenario_rows(r: &ScenarioResult, tally: &mut Tally) -> Vec<Vec<String>> {
     if r.scenario.method == Method::Transfer {
         rows.push(rss_row(id, &r.ours_label, &r.ours, tally));
     }
-    for (label, goal, measured) in &r.peers {
+    for (label, goal, measured, ratio) in &r.peers {
         let mut row = cells(id, label, measured);
-        row.extend(judge(&r.ours, measured, *goal, tally));
+        row.extend(judge(*ratio, *goal, tally));
         if let Ok(o) = measured {
             if let Some(g) = o.rss_growth_mib {
                 row[6] = format!("{}; RSS +{g:.1} MiB", row[6]);
@@ -200,8 +219,8 @@ pub fn table(results: &[ScenarioResult]) -> (String, Tally) {
         text.push_str(&format!("\n  {:<20} {}", r.scenario.id, r.scenario.title));
     }
     for r in results {
-        let all =
-            std::iter::once((&r.ours_label, &r.ours)).chain(r.peers.iter().map(|(l, _, m)| (l, m)));
+        let all = std::iter::once((&r.ours_label, &r.ours))
+            .chain(r.peers.iter().map(|(l, _, m, _)| (l, m)));
         for (label, m) in all {
             if let Err(StartError::Failed(why)) = m {
                 text.push_str(&format!("\n\n{} / {label} FAILED: {why}", r.scenario.id));
