@@ -46,7 +46,7 @@ impl Line<'_> {
 /// make each call rescan an ever longer line.
 pub(crate) fn next_line(buf: &[u8], max: usize) -> Line<'_> {
     let window = &buf[..buf.len().min(max.saturating_add(2))];
-    match window.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', window) {
         None => Line::Partial(window),
         Some(lf) if lf > 0 && buf[lf - 1] == b'\r' => Line::Done(&buf[..lf - 1], lf + 1),
         Some(lf) => Line::BareLf(&buf[..lf]),
@@ -155,11 +155,17 @@ pub(crate) fn classify<'a>(
     }
 }
 
+/// Whether `value` holds a control byte other than HTAB. Every byte is looked at, without an
+/// early exit, so the loop runs over whole vectors: a cookie or user agent is a long value.
+fn has_control_byte(value: &[u8]) -> bool {
+    value.iter().fold(false, |found, &b| {
+        found | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    })
+}
+
 /// Parses `name ":" OWS value OWS` into the name and the value bytes.
 fn parse_field(line: &[u8]) -> Result<(&str, &[u8]), ParseError> {
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
+    let colon = memchr::memchr(b':', line)
         .filter(|&colon| colon > 0)
         .ok_or_else(|| ParseError::InvalidHeader(show(line)))?;
     let name = &line[..colon];
@@ -169,7 +175,7 @@ fn parse_field(line: &[u8]) -> Result<(&str, &[u8]), ParseError> {
     };
     let value = trim_ows(&line[colon + 1..]);
     // RFC 9110 §5.5: only HTAB, SP, VCHAR and obs-text; CR, LF and NUL enable smuggling.
-    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if has_control_byte(value) {
         return Err(ParseError::InvalidHeader(show(line)));
     }
     Ok((name, value))

@@ -225,6 +225,27 @@ fn control_bytes_in_values_are_refused() {
 }
 
 #[test]
+fn a_control_byte_anywhere_in_a_long_value_is_refused_and_tabs_are_not() {
+    let value = |at: Option<usize>, byte: u8| {
+        let mut value = vec![b'v'; 100];
+        if let Some(at) = at {
+            value[at] = byte;
+        }
+        [&b"GET / HTTP/1.1\r\nCookie: "[..], &value, b"\r\n\r\n"].concat()
+    };
+    for at in [1, 15, 16, 31, 32, 63, 64, 98] {
+        let refused = value(Some(at), 0x01);
+        assert!(
+            matches!(error(&refused), ParseError::InvalidHeader(_)),
+            "{at}"
+        );
+        let tabbed = value(Some(at), b'\t');
+        let (head, _) = parse_head(&tabbed, &Limits::default(), false).unwrap().unwrap();
+        assert_eq!(head.headers[0].1.len(), 100, "{at}");
+    }
+}
+
+#[test]
 fn obs_fold_is_refused() {
     let folded = b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n";
     assert!(matches!(error(folded), ParseError::ObsoleteFolding(_)));
