@@ -130,7 +130,7 @@ fn judge(ratio: Option<f64>, goal: Option<Goal>, tally: &mut Tally) -> [String; 
         tally.unmeasured += usize::from(ratio.is_none());
     }
     [
-        ratio.map_or("-".into(), |r| format!("{r:.2}")),
+        ratio.map_or("-".into(), |r| format!("{r:.3}")),
         goal_text(goal),
         met,
     ]
