@@ -240,7 +240,9 @@ fn a_control_byte_anywhere_in_a_long_value_is_refused_and_tabs_are_not() {
             "{at}"
         );
         let tabbed = value(Some(at), b'\t');
-        let (head, _) = parse_head(&tabbed, &Limits::default(), false).unwrap().unwrap();
+        let (head, _) = parse_head(&tabbed, &Limits::default(), false)
+            .unwrap()
+            .unwrap();
         assert_eq!(head.headers[0].1.len(), 100, "{at}");
     }
 }
