@@ -157,13 +157,11 @@ pub fn send_file(
 /// Half-closes the sending side so the client sees the end of a close-delimited response before
 /// the socket is dropped (avoids a reset when unread request bytes remain).
 pub fn shutdown_write(fd: BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
     let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
 }
 
 /// Both directions: a reader of the socket then sees the end of the stream.
 pub fn shutdown(fd: BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
     let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
 }
 
