@@ -159,10 +159,18 @@ def test_header_with_control_chars_is_500(server, part, char):
     assert server.get("/hello").status == 200
 
 
-def test_an_app_keeping_the_callables_does_not_disturb_the_next_request(server):
+@pytest.mark.parametrize(
+    "keep, refusals",
+    [
+        ("/keep", b"RuntimeError ValueError RuntimeError"),
+        # start_response is let go, and serves the next request, while its write() is kept.
+        ("/keep?only=write", b"RuntimeError ValueError"),
+    ],
+)
+def test_an_app_keeping_the_callables_does_not_disturb_the_next_request(server, keep, refusals):
     for _ in range(3):
-        kept = server.get("/keep")
+        kept = server.get(keep)
         assert (kept.status, kept.body) == (200, b"kept")
         assert server.get("/hello").body == b"hello world"
         # The old request's write() and start_response refuse; its wsgi.input is spent.
-        assert server.get("/use_kept").body == b"RuntimeError RuntimeError ValueError"
+        assert server.get("/use_kept").body == refusals

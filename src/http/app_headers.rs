@@ -22,64 +22,95 @@ enum HeaderKind {
     Normal,
 }
 
+/// `name` is a validated token (`validate_header`).
 fn classify(name: &str) -> HeaderKind {
-    const HOP_BY_HOP: [&str; 7] = [
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    ];
-    if name.eq_ignore_ascii_case("content-length") {
-        HeaderKind::ContentLength
-    } else if name.eq_ignore_ascii_case("connection") {
-        HeaderKind::Connection
-    } else if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
-        HeaderKind::HopByHop
-    } else {
-        HeaderKind::Normal
+    // The length picks the one name worth comparing: most headers are then told apart without
+    // looking at their bytes.
+    let (candidate, kind) = match name.len() {
+        14 => ("content-length", HeaderKind::ContentLength),
+        10 if name.as_bytes()[0].eq_ignore_ascii_case(&b'c') => {
+            ("connection", HeaderKind::Connection)
+        }
+        10 => ("keep-alive", HeaderKind::HopByHop),
+        18 => ("proxy-authenticate", HeaderKind::HopByHop),
+        19 => ("proxy-authorization", HeaderKind::HopByHop),
+        2 => ("te", HeaderKind::HopByHop),
+        8 => ("trailers", HeaderKind::HopByHop),
+        17 => ("transfer-encoding", HeaderKind::HopByHop),
+        7 => ("upgrade", HeaderKind::HopByHop),
+        _ => return HeaderKind::Normal,
+    };
+    match same_token(name.as_bytes(), candidate.as_bytes()) {
+        true => kind,
+        false => HeaderKind::Normal,
     }
+}
+
+/// Whether a valid token equals `lower` (lower-case letters and '-') in any case. Setting bit
+/// 0x20 lower-cases a letter and leaves '-' alone; the only other byte it could turn into one of
+/// those is CR, which is not in a token. No early exit, so the loop runs over whole vectors.
+fn same_token(token: &[u8], lower: &[u8]) -> bool {
+    token.len() == lower.len()
+        && token
+            .iter()
+            .zip(lower)
+            .fold(true, |same, (&a, &b)| same & (a | 0x20 == b))
 }
 
 /// A status like `200 OK`: three digits, then a reason of visible latin-1 text.
 pub fn validate_status(status: &str) -> Result<u16, ResponseError> {
     let bad = || ResponseError::InvalidStatus(status.to_string());
-    let code = status
-        .get(..3)
-        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(bad)?;
-    let rest = &status[3..];
-    if !(rest.is_empty() || rest.starts_with(' ')) || !is_field_text(rest) {
+    let (code, rest) = match status.as_bytes() {
+        [a, b, c, rest @ ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+            (digits_value(&[*a, *b, *c]), rest)
+        }
+        _ => return Err(bad()),
+    };
+    if !matches!(rest, [] | [b' ', ..]) || !is_field_text(&status[3..]) || code < 100 {
         return Err(bad());
     }
-    let code: u16 = code.parse().map_err(|_| bad())?;
-    if code < 100 {
-        return Err(bad());
-    }
-    Ok(code)
+    Ok(code as u16)
+}
+
+/// The value of a run of ASCII digits short enough not to overflow.
+fn digits_value(digits: &[u8]) -> u64 {
+    digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))
+}
+
+/// Whether every byte is HTAB or visible ASCII. Every byte is looked at, without an early exit,
+/// so the loop runs over whole vectors.
+fn is_visible_ascii(bytes: &[u8]) -> bool {
+    !bytes.iter().fold(false, |bad, &b| {
+        bad | ((b < b' ') & (b != b'\t')) | (b > b'~')
+    })
 }
 
 /// Field text may hold HTAB, visible ASCII and latin-1, never CR, LF, NUL or other controls.
 fn is_field_text(value: &str) -> bool {
-    let visible = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
-    if value.bytes().all(visible) {
-        return true;
-    }
-    value
-        .chars()
-        .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
+    is_visible_ascii(value.as_bytes())
+        || value
+            .chars()
+            .all(|c| c == '\t' || (' '..='~').contains(&c) || ('\u{80}'..='\u{ff}').contains(&c))
 }
 
 pub fn validate_header(name: &str, value: &str) -> Result<(), ResponseError> {
-    if name.is_empty() || !name.bytes().all(is_tchar) {
+    let all_tchar = name.bytes().fold(true, |ok, b| ok & is_tchar(b));
+    if name.is_empty() || !all_tchar {
         return Err(ResponseError::InvalidHeaderName(name.to_string()));
     }
     if !is_field_text(value) {
         return Err(ResponseError::InvalidHeaderValue(name.to_string()));
     }
     Ok(())
+}
+
+/// A Content-Length value: digits, with optional whitespace around them (as Python's `int`).
+fn content_length(value: &str) -> Option<u64> {
+    let bytes = value.as_bytes();
+    if (1..=19).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        return Some(digits_value(bytes));
+    }
+    value.trim().parse().ok()
 }
 
 /// Appends `n` in decimal without going through `fmt` (this runs for every response).
@@ -145,10 +176,8 @@ impl HeaderBlock {
             }
             HeaderKind::HopByHop => return Ok(()),
             HeaderKind::ContentLength => {
-                let parsed = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| ResponseError::InvalidHeaderValue(name.to_string()))?;
+                let parsed = content_length(value)
+                    .ok_or_else(|| ResponseError::InvalidHeaderValue(name.to_string()))?;
                 self.app_length = Some(parsed);
             }
             HeaderKind::Normal => {}

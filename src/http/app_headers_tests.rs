@@ -9,6 +9,9 @@ fn status_must_be_three_digits_and_text() {
     assert!(validate_status("200OK").is_err());
     assert!(validate_status("200 OK\r\nX: y").is_err());
     assert!(validate_status("099 Low").is_err());
+    for bad in ["2000 OK", "20x OK", "\u{e9}00 OK"] {
+        assert!(validate_status(bad).is_err(), "{bad:?}");
+    }
 }
 
 #[test]
@@ -38,6 +41,31 @@ fn hop_by_hop_headers_are_recognised() {
     assert_eq!(classify("connection"), HeaderKind::Connection);
     assert_eq!(classify("Content-Length"), HeaderKind::ContentLength);
     assert_eq!(classify("X-Custom"), HeaderKind::Normal);
+    for hop in [
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "proxy-authorization",
+        "TE",
+        "Trailers",
+        "transfer-encoding",
+        "Upgrade",
+    ] {
+        assert_eq!(classify(hop), HeaderKind::HopByHop, "{hop}");
+    }
+    // Same lengths as the names above, so only the bytes tell them apart.
+    for normal in [
+        "X-Length-14!!!",
+        "Connexion!",
+        "Keep-Alivf",
+        "TZ",
+        "X-Server",
+        "Expires",
+        "Transfer-Encodinh",
+        "Proxy-Authenticatf",
+        "Proxy-Authorizatiom",
+    ] {
+        assert_eq!(classify(normal), HeaderKind::Normal, "{normal}");
+    }
 }
 
 #[test]
@@ -72,4 +100,17 @@ fn header_block_refuses_a_bad_status_or_length() {
     let mut block = HeaderBlock::new("200 OK").unwrap();
     assert!(block.push("Content-Length", "ten").is_err());
     assert!(block.push("X-Bad", "a\r\nb").is_err());
+}
+
+#[test]
+fn content_length_takes_digits_and_what_int_would() {
+    assert_eq!(content_length("13"), Some(13));
+    assert_eq!(
+        content_length("9999999999999999999"),
+        Some(9_999_999_999_999_999_999)
+    );
+    assert_eq!(content_length(" 13\t"), Some(13));
+    assert_eq!(content_length("18446744073709551616"), None);
+    assert_eq!(content_length("1a"), None);
+    assert_eq!(content_length(""), None);
 }

@@ -3,8 +3,9 @@
 use std::cell::RefCell;
 
 /// Buffers kept per thread, and the largest capacity worth keeping: bigger ones are freed, so the
-/// stock never holds more than about this many times that size.
-const STOCK: usize = 16;
+/// stock never holds more than about this many times that size. A burst of held responses takes
+/// one buffer per ready connection, and a loaded worker has dozens ready in one turn.
+const STOCK: usize = 64;
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 thread_local! {

@@ -1,9 +1,9 @@
 //! The WSGI environ of one request, as gunicorn builds it: a per-worker template with the static
 //! keys, copied per request and filled from the parsed head. No I/O.
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use pyo3::{intern, IntoPyObjectExt};
 
 use super::environ_strings::{address_strings, header_item, next_request};
 use super::file_wrapper::FileWrapper;
@@ -101,7 +101,7 @@ impl EnvironTemplate {
         head: &RequestHead,
         peer: &Peer,
         local: &Local,
-        input: InputStream,
+        input: Py<InputStream>,
     ) -> Result<Bound<'py, PyDict>, EnvironError> {
         let env = self.base.bind(py).copy()?;
         let scheme = self.url_scheme(head, peer)?;
@@ -131,7 +131,7 @@ impl EnvironTemplate {
         if scheme == "https" {
             env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
         }
-        env.set_item(intern!(py, "wsgi.input"), input.into_py_any(py)?)?;
+        env.set_item(intern!(py, "wsgi.input"), input)?;
         if scheme != "http" || self.settings.only_listener.as_ref() != Some(local) {
             set_server(py, &env, local, scheme)?;
         }

@@ -9,6 +9,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use super::app::format_error;
 use super::environ::{EnvironError, EnvironTemplate};
 use super::file_wrapper::{real_file, FileWrapper};
+use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
 use super::streams::InputStream;
 use crate::http::body::BodyReader;
@@ -27,6 +28,15 @@ impl WsgiHandler {
     pub fn new(app: Py<PyAny>, environ: EnvironTemplate) -> Self {
         WsgiHandler { app, environ }
     }
+}
+
+/// One request as the app call sees it.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    head: &'a RequestHead,
+    peer: &'a crate::http::Peer,
+    local: &'a crate::http::Local,
+    state: &'a SharedRequest,
 }
 
 /// Why sending the app's response stopped early.
@@ -116,18 +126,48 @@ impl WsgiHandler {
         local: &crate::http::Local,
         state: &SharedRequest,
     ) {
-        let environ =
-            match self
-                .environ
-                .build(py, head, peer, local, InputStream::new(state.clone()))
-            {
-                Ok(environ) => environ,
-                Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
-                Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, error),
-            };
-        let start_response = match Py::new(py, StartResponse::new(state.clone())) {
-            Ok(start_response) => start_response,
+        let callables = spares::take::<InputStream>(py, state).and_then(|input| {
+            spares::take::<StartResponse>(py, state).map(|start_response| (input, start_response))
+        });
+        let (input, start_response) = match callables {
+            Ok(callables) => callables,
             Err(error) => return self.app_failed(py, head, state, error),
+        };
+        let request = Request {
+            head,
+            peer,
+            local,
+            state,
+        };
+        self.call_app(
+            py,
+            &request,
+            input.clone_ref(py),
+            start_response.clone_ref(py),
+        );
+        spares::give_back(py, input);
+        spares::give_back(py, start_response);
+    }
+
+    /// Calls the app and sends what it returns; the callables come back to `run` once the app
+    /// has let go of them.
+    fn call_app(
+        &self,
+        py: Python<'_>,
+        request: &Request<'_>,
+        input: Py<InputStream>,
+        start_response: Py<StartResponse>,
+    ) {
+        let Request {
+            head,
+            peer,
+            local,
+            state,
+        } = *request;
+        let environ = match self.environ.build(py, head, peer, local, input) {
+            Ok(environ) => environ,
+            Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
+            Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, error),
         };
         let result = match self.app.call1(py, (environ, start_response)) {
             Ok(result) => result.into_bound(py),

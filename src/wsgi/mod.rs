@@ -8,6 +8,7 @@ mod file_wrapper;
 mod handler;
 mod interpreter;
 mod proxy;
+mod spares;
 mod start_response;
 mod streams;
 

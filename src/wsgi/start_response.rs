@@ -1,11 +1,14 @@
 //! start_response and the write() callable (PEP 3333): records status and headers, enforces the
 //! exc_info rules, and writes through the response writer with the GIL released.
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::LocalKey;
 
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
+use super::spares::{rebind_if_unshared, Rebind, Spare};
 use super::streams::InputShared;
 use crate::http::body::BodyReader;
 use crate::http::response::{HeaderBlock, ResponseError};
@@ -63,12 +66,57 @@ pub fn lock(state: &RequestState) -> MutexGuard<'_, ResponseState> {
 
 #[pyclass(module = "rgunicorn")]
 pub struct StartResponse {
-    state: SharedRequest,
+    /// None between requests, while the object waits as a spare.
+    state: Option<SharedRequest>,
+    /// The write() callable last returned, pointed at the next request too unless the app kept it.
+    write: Option<Py<Write>>,
+}
+
+thread_local! {
+    static SPARE_START_RESPONSE: RefCell<Option<Py<StartResponse>>> = const { RefCell::new(None) };
+}
+
+impl Spare for StartResponse {
+    fn spare() -> &'static LocalKey<RefCell<Option<Py<Self>>>> {
+        &SPARE_START_RESPONSE
+    }
+
+    fn new_unbound(py: Python<'_>) -> PyResult<Py<Self>> {
+        let unbound = StartResponse {
+            state: None,
+            write: None,
+        };
+        Py::new(py, unbound)
+    }
+}
+
+impl Rebind for StartResponse {
+    fn rebind(&mut self, py: Python<'_>, request: Option<&SharedRequest>) {
+        self.state = request.cloned();
+        if let Some(write) = &self.write {
+            if !rebind_if_unshared(py, write, request) {
+                self.write = None;
+            }
+        }
+    }
 }
 
 impl StartResponse {
-    pub fn new(state: SharedRequest) -> Self {
-        StartResponse { state }
+    /// The write() callable of this request.
+    fn write_callable(&mut self, py: Python<'_>, state: &SharedRequest) -> PyResult<Py<Write>> {
+        if let Some(write) = &self.write {
+            if rebind_if_unshared(py, write, Some(state)) {
+                return Ok(write.clone_ref(py));
+            }
+        }
+        let write = Py::new(
+            py,
+            Write {
+                state: Some(state.clone()),
+            },
+        )?;
+        self.write = Some(write.clone_ref(py));
+        Ok(write)
     }
 }
 
@@ -77,23 +125,35 @@ fn header_block(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResu
     let status = status
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("status must be a str"))?;
-    let invalid = |e: ResponseError| PyValueError::new_err(e.to_string());
     let mut block = HeaderBlock::new(status.to_str()?).map_err(invalid)?;
-    let not_a_pair = || PyTypeError::new_err("response headers must be (str, str) tuples");
-    for item in headers.try_iter()? {
-        let item = item?;
-        let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
-        if pair.len() != 2 {
-            return Err(not_a_pair());
+    // A list (what apps pass) is read in place, without an iterator object per response.
+    if let Ok(list) = headers.cast::<PyList>() {
+        for item in list.iter() {
+            push_header(&mut block, &item)?;
         }
-        let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
-        let name = name.cast::<PyString>().map_err(|_| not_a_pair())?;
-        let value = value.cast::<PyString>().map_err(|_| not_a_pair())?;
-        block
-            .push(name.to_str()?, value.to_str()?)
-            .map_err(invalid)?;
+    } else {
+        for item in headers.try_iter()? {
+            push_header(&mut block, &item?)?;
+        }
     }
     Ok(block)
+}
+
+fn invalid(error: ResponseError) -> PyErr {
+    PyValueError::new_err(error.to_string())
+}
+
+/// Adds one `(name, value)` item of the app's header list.
+fn push_header(block: &mut HeaderBlock, item: &Bound<'_, PyAny>) -> PyResult<()> {
+    let not_a_pair = || PyTypeError::new_err("response headers must be (str, str) tuples");
+    let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
+    if pair.len() != 2 {
+        return Err(not_a_pair());
+    }
+    let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
+    let name = name.cast::<PyString>().map_err(|_| not_a_pair())?;
+    let value = value.cast::<PyString>().map_err(|_| not_a_pair())?;
+    block.push(name.to_str()?, value.to_str()?).map_err(invalid)
 }
 
 fn request_over() -> PyErr {
@@ -116,7 +176,7 @@ fn reraise(exc_info: &Bound<'_, PyAny>) -> PyErr {
 impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__(
-        &self,
+        &mut self,
         py: Python<'_>,
         status: &Bound<'_, PyAny>,
         headers: &Bound<'_, PyAny>,
@@ -124,8 +184,9 @@ impl StartResponse {
     ) -> PyResult<Py<Write>> {
         let block = header_block(status, headers)?;
         let with_exc_info = exc_info.is_some_and(|e| !e.is_none());
+        let request = self.state.clone().ok_or_else(request_over)?;
         {
-            let mut state = lock(&self.state);
+            let mut state = lock(&request);
             if state.ended {
                 return Err(request_over());
             }
@@ -140,27 +201,29 @@ impl StartResponse {
             state.writer.start(block);
             state.started = true;
         }
-        Py::new(
-            py,
-            Write {
-                state: self.state.clone(),
-            },
-        )
+        self.write_callable(py, &request)
     }
 }
 
 /// The legacy write() callable returned by start_response.
 #[pyclass(module = "rgunicorn")]
 pub struct Write {
-    state: SharedRequest,
+    state: Option<SharedRequest>,
+}
+
+impl Rebind for Write {
+    fn rebind(&mut self, _py: Python<'_>, request: Option<&SharedRequest>) {
+        self.state = request.cloned();
+    }
 }
 
 #[pymethods]
 impl Write {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
         let bytes = data.as_bytes();
+        let request = self.state.as_ref().ok_or_else(request_over)?;
         py.detach(|| {
-            let mut state = lock(&self.state);
+            let mut state = lock(request);
             if state.ended {
                 return Err(request_over());
             }

@@ -1,13 +1,16 @@
 //! wsgi.input: the request body as a Python file-like object (read, readline, readlines,
 //! iteration) streaming from the socket with the GIL released while it waits. Owns no socket: the
 //! body reader is lent for one request and taken back afterwards.
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::thread::LocalKey;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::spares::{Rebind, Spare};
 use super::start_response::SharedRequest;
 use crate::http::body::{BodyError, BodyReader};
 
@@ -53,7 +56,7 @@ impl InputShared {
             op(body, &mut out).map(|()| out).map_err(Some)
         });
         result.map_err(|error| match error {
-            None => PyValueError::new_err("I/O operation on a finished request body"),
+            None => finished_body(),
             Some(error) => {
                 if matches!(error, BodyError::TooLarge(_)) {
                     self.too_large.store(true, Ordering::Relaxed);
@@ -62,6 +65,10 @@ impl InputShared {
             }
         })
     }
+}
+
+fn finished_body() -> PyErr {
+    PyValueError::new_err("I/O operation on a finished request body")
 }
 
 /// A negative or missing size means "no limit", as in io.RawIOBase.
@@ -88,18 +95,44 @@ fn read_exact_or_eof(
 
 #[pyclass(module = "rgunicorn", name = "Input")]
 pub struct InputStream {
-    shared: SharedRequest,
+    /// None between requests, while the object waits as a spare.
+    shared: Option<SharedRequest>,
+}
+
+thread_local! {
+    static SPARE_INPUT: RefCell<Option<Py<InputStream>>> = const { RefCell::new(None) };
+}
+
+impl Spare for InputStream {
+    fn spare() -> &'static LocalKey<RefCell<Option<Py<Self>>>> {
+        &SPARE_INPUT
+    }
+
+    fn new_unbound(py: Python<'_>) -> PyResult<Py<Self>> {
+        Py::new(py, InputStream { shared: None })
+    }
+}
+
+impl Rebind for InputStream {
+    fn rebind(&mut self, _py: Python<'_>, request: Option<&SharedRequest>) {
+        self.shared = request.cloned();
+    }
 }
 
 impl InputStream {
-    pub fn new(shared: SharedRequest) -> Self {
-        InputStream { shared }
+    fn with_body(
+        &self,
+        py: Python<'_>,
+        op: impl FnOnce(&mut BodyReader, &mut Vec<u8>) -> Result<(), BodyError> + Send,
+    ) -> PyResult<Vec<u8>> {
+        match &self.shared {
+            Some(shared) => shared.input.with_body(py, op),
+            None => Err(finished_body()),
+        }
     }
 
     fn line(&self, py: Python<'_>, max: usize) -> PyResult<Vec<u8>> {
-        self.shared
-            .input
-            .with_body(py, |body, out| body.read_line(max, out).map(drop))
+        self.with_body(py, |body, out| body.read_line(max, out).map(drop))
     }
 }
 
@@ -108,10 +141,7 @@ impl InputStream {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
         let want = limit(size);
-        let data = self
-            .shared
-            .input
-            .with_body(py, |body, out| read_exact_or_eof(body, want, out))?;
+        let data = self.with_body(py, |body, out| read_exact_or_eof(body, want, out))?;
         Ok(PyBytes::new(py, &data))
     }
 

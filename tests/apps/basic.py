@@ -374,18 +374,21 @@ _kept = []
 
 
 def keep(environ, start_response, q):
-    """Keeps the request's callables past its end, as a leaky app might."""
+    """Keeps the request's callables past its end, as a leaky app might; `?only=write` keeps
+    write() and wsgi.input but lets go of start_response and the environ."""
     write = start_response("200 OK", [("Content-Type", "text/plain")])
-    _kept[:] = [environ, start_response, write, environ["wsgi.input"]]
+    kept = [start_response] if q.get("only") != "write" else []
+    _kept[:] = [write, environ["wsgi.input"], *kept]
     return iter([b"kept"])
 
 
 def use_kept(environ, start_response, q):
     """Calls the callables `keep` kept: each must refuse, the old request being over."""
-    _, old_start_response, old_write, old_input = _kept
+    old_write, old_input, *old_start_response = _kept
+    calls = [lambda: old_write(b"junk"), lambda: old_input.read()]
+    calls += [lambda: sr("200 OK", []) for sr in old_start_response]
     outcomes = []
-    for call in (lambda: old_write(b"junk"), lambda: old_start_response("200 OK", []),
-                 lambda: old_input.read()):
+    for call in calls:
         try:
             call()
             outcomes.append("ok")
