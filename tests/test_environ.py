@@ -64,7 +64,10 @@ def test_remote_port_is_the_client_port(server):
 
 
 def test_server_protocol_http10(server):
-    assert raw_environ(server, version="HTTP/1.0")["environ"]["SERVER_PROTOCOL"] == "HTTP/1.0"
+    env = raw_environ(server, version="HTTP/1.0")["environ"]
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
+    # No Host field, so no HTTP_HOST (the app falls back to SERVER_NAME, per PEP 3333).
+    assert "HTTP_HOST" not in env
 
 
 def test_content_length_only_when_sent(server):

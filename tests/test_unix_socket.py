@@ -9,7 +9,11 @@ def test_unix_socket_serves_and_is_removed_on_exit(start_server, tmp_path):
     assert srv.unix_path == str(path)
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     assert srv.get("/hello").body == b"hello world"
-    assert srv.json("/environ")["environ"]["REQUEST_METHOD"] == "GET"
+    env = srv.json("/environ")["environ"]
+    assert env["REQUEST_METHOD"] == "GET"
+    # A Unix socket peer has no address and no port, as in gunicorn.
+    assert env["REMOTE_ADDR"] == ""
+    assert "REMOTE_PORT" not in env
     assert srv.stop() == 0
     assert not path.exists()
 

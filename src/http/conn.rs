@@ -4,6 +4,7 @@
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -22,12 +23,15 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Waits until the socket is readable. Only the connection's own task waits, so the
+    /// socket's single reader slot serves, without the queue of waiters `readable()` keeps.
     async fn readable(&self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.readable().await,
-            Stream::Unix(s) => s.readable().await,
-            Stream::Plain(_) => Err(io::ErrorKind::Unsupported.into()),
-        }
+        std::future::poll_fn(|cx| match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Unix(s) => s.poll_read_ready(cx),
+            Stream::Plain(_) => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
+        })
+        .await
     }
 
     /// Non-blocking read that keeps the reactor's readiness bookkeeping right. A short read means

@@ -148,7 +148,7 @@ fn field_section(
                 // gunicorn's header_map=drop: CONTENT_LENGTH and CONTENT-LENGTH would both
                 // become HTTP_CONTENT_LENGTH in the WSGI environ. They are kept aside for the
                 // forwarder_headers a trusted proxy may send (SCRIPT_NAME, PATH_INFO).
-                if name.contains('_') {
+                if name.as_bytes().contains(&b'_') {
                     fields.underscored.push(name, value);
                 } else {
                     fields.headers.push(name, value);

@@ -37,13 +37,22 @@ pub(crate) fn parse_target<'a>(method: &str, raw: &'a [u8]) -> Result<Target<'a>
 
 /// Splits what follows the authority like urlsplit: the fragment first, then the query.
 fn split_rest<'a>(rest: &'a str, host: Option<&'a str>) -> Target<'a> {
-    let (before, fragment) = rest.split_once('#').unwrap_or((rest, ""));
-    let (path, query) = before.split_once('?').unwrap_or((before, ""));
+    let (before, fragment) = split_at_byte(rest, b'#');
+    let (path, query) = split_at_byte(before, b'?');
     Target {
         path,
         query,
         fragment,
         host,
+    }
+}
+
+/// The text before the first `delimiter` (an ASCII byte) and the text after it, or all the
+/// text and "". A byte search: a target is short, and `str::split_once` sets up a char searcher.
+fn split_at_byte(text: &str, delimiter: u8) -> (&str, &str) {
+    match text.bytes().position(|b| b == delimiter) {
+        Some(at) => (&text[..at], &text[at + 1..]),
+        None => (text, ""),
     }
 }
 

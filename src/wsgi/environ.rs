@@ -50,6 +50,10 @@ const PER_REQUEST_KEYS: [&str; 6] = [
     "REMOTE_ADDR",
 ];
 
+/// Keys nearly every request sets (not a request over a Unix socket, not one without Host):
+/// `build` replaces them, or removes them when the request has none.
+const USUAL_KEYS: [&str; 2] = ["REMOTE_PORT", "HTTP_HOST"];
+
 /// Keys with the value most requests have; `build` sets them only when the request differs.
 const USUAL_VALUES: [(&str, &str); 4] = [
     ("REQUEST_METHOD", "GET"),
@@ -68,7 +72,7 @@ impl EnvironTemplate {
         // The keys every request sets are there already (interned, as `build` uses them), so a
         // copy only has their values replaced: no insertion, no resize of its table.
         let base = PyDict::new(py);
-        for key in PER_REQUEST_KEYS {
+        for key in PER_REQUEST_KEYS.into_iter().chain(USUAL_KEYS) {
             base.set_item(PyString::intern(py, key), py.None())?;
         }
         for (key, value) in USUAL_VALUES {
@@ -215,13 +219,18 @@ fn set_remote(
             env.set_item(intern!(py, "REMOTE_ADDR"), ip)?;
             env.set_item(intern!(py, "REMOTE_PORT"), port)
         }
-        None => env.set_item(intern!(py, "REMOTE_ADDR"), ""),
+        None => {
+            env.del_item(intern!(py, "REMOTE_PORT"))?;
+            env.set_item(intern!(py, "REMOTE_ADDR"), "")
+        }
     }
 }
 
 fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> PyResult<()> {
     let request = next_request();
+    let mut host = false;
     for (name, value) in &head.headers {
+        host |= name == "HOST";
         let (key, value, repeated) = header_item(py, request, name, value);
         let previous = match repeated {
             true => env.get_item(&key)?,
@@ -237,10 +246,11 @@ fn set_headers(py: Python<'_>, env: &Bound<'_, PyDict>, head: &RequestHead) -> P
     }
     // RFC 9112 section 3.2.2: with an absolute-form target the URI's authority is the host,
     // whatever the Host field says.
-    if let Some(host) = &head.host_from_target {
-        env.set_item(intern!(py, "HTTP_HOST"), host.as_str())?;
+    match &head.host_from_target {
+        Some(host) => env.set_item(intern!(py, "HTTP_HOST"), host.as_str()),
+        None if !host => env.del_item(intern!(py, "HTTP_HOST")),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// WSGI strings carry bytes as latin-1 code points, one char per byte.
