@@ -100,21 +100,20 @@ impl Slot<'_> {
 
     /// Marks a request as running; the text is written before the stamp that makes it visible.
     pub fn begin(&self, now_ms: u64, method: &str, target: &str) {
+        // Byte by byte into a fixed buffer, then whole words: this runs for every request, and
+        // copies of a few bytes each would be library calls.
         let mut text = [0u8; TEXT_BYTES];
-        let len = [method.as_bytes(), b" ", target.as_bytes()]
-            .iter()
-            .fold(0, |at, part| {
-                let n = part.len().min(TEXT_BYTES - at);
-                text[at..at + n].copy_from_slice(&part[..n]);
-                at + n
-            });
-        let text = &text[..len];
-        for (i, chunk) in text.chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.words[TEXT + i].store(u64::from_le_bytes(word), Ordering::Relaxed);
+        let bytes = method.bytes().chain([b' ']).chain(target.bytes());
+        let mut len = 0usize;
+        for (slot, byte) in text.iter_mut().zip(bytes) {
+            *slot = byte;
+            len += 1;
         }
-        self.words[TEXT_LEN].store(text.len() as u64, Ordering::Relaxed);
+        for (i, word) in text.chunks_exact(8).take(len.div_ceil(8)).enumerate() {
+            let word = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
+            self.words[TEXT + i].store(word, Ordering::Relaxed);
+        }
+        self.words[TEXT_LEN].store(len as u64, Ordering::Relaxed);
         self.words[BUSY_SINCE].store(now_ms.max(1), Ordering::Release);
     }
 
