@@ -11,10 +11,10 @@ use super::environ::{EnvironError, EnvironTemplate};
 use super::file_wrapper::{real_file, FileWrapper};
 use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
-use super::streams::InputStream;
+use super::streams::{empty_input, InputStream};
 use crate::http::body::BodyReader;
 use crate::http::response::{reason, write_error, HeaderBlock};
-use crate::http::{Exchange, Finished, Handler, RequestHead, ResponseWriter};
+use crate::http::{BodyFraming, Exchange, Finished, Handler, RequestHead, ResponseWriter};
 
 /// At most this much unread request body is discarded to keep a connection alive.
 const DRAIN_LIMIT: u64 = 1 << 20;
@@ -126,7 +126,11 @@ impl WsgiHandler {
         local: &crate::http::Local,
         state: &SharedRequest,
     ) {
-        let callables = spares::take::<InputStream>(py, state).and_then(|input| {
+        let input = match head.framing {
+            BodyFraming::Empty | BodyFraming::Length(0) => empty_input(py),
+            BodyFraming::Length(_) | BodyFraming::Chunked => spares::take::<InputStream>(py, state),
+        };
+        let callables = input.and_then(|input| {
             spares::take::<StartResponse>(py, state).map(|start_response| (input, start_response))
         });
         let (input, start_response) = match callables {

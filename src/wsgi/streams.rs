@@ -97,10 +97,34 @@ fn read_exact_or_eof(
 pub struct InputStream {
     /// None between requests, while the object waits as a spare.
     shared: Option<SharedRequest>,
+    /// Reads as an empty body: the thread's one input for requests without a body.
+    empty: bool,
 }
 
 thread_local! {
     static SPARE_INPUT: RefCell<Option<Py<InputStream>>> = const { RefCell::new(None) };
+    static EMPTY_INPUT: RefCell<Option<Py<InputStream>>> = const { RefCell::new(None) };
+}
+
+/// The wsgi.input of a request without a body. It is one object per thread, never pointed at a
+/// request, so every read, during the request or after, finds an empty body (as gunicorn's
+/// does).
+pub fn empty_input(py: Python<'_>) -> PyResult<Py<InputStream>> {
+    EMPTY_INPUT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(empty) = slot.as_ref() {
+            return Ok(empty.clone_ref(py));
+        }
+        let empty = Py::new(
+            py,
+            InputStream {
+                shared: None,
+                empty: true,
+            },
+        )?;
+        *slot = Some(empty.clone_ref(py));
+        Ok(empty)
+    })
 }
 
 impl Spare for InputStream {
@@ -109,7 +133,13 @@ impl Spare for InputStream {
     }
 
     fn new_unbound(py: Python<'_>) -> PyResult<Py<Self>> {
-        Py::new(py, InputStream { shared: None })
+        Py::new(
+            py,
+            InputStream {
+                shared: None,
+                empty: false,
+            },
+        )
     }
 }
 
@@ -127,6 +157,7 @@ impl InputStream {
     ) -> PyResult<Vec<u8>> {
         match &self.shared {
             Some(shared) => shared.input.with_body(py, op),
+            None if self.empty => Ok(Vec::new()),
             None => Err(finished_body()),
         }
     }
