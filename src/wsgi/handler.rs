@@ -84,7 +84,13 @@ impl Handler for WsgiHandler {
             }
         };
         let state = RequestState::new(body, writer);
-        Python::attach(|py| self.run(py, &head, &peer, &local, &state));
+        let request = Request {
+            head: &head,
+            peer: &peer,
+            local: &local,
+            state: &state,
+        };
+        Python::attach(|py| self.run(py, &request));
         match RequestState::into_parts(state) {
             Ok((body, mut response)) => finished(body, &mut response.writer, head),
             Err(state) => {
@@ -118,14 +124,9 @@ fn finished(
 }
 
 impl WsgiHandler {
-    fn run(
-        &self,
-        py: Python<'_>,
-        head: &RequestHead,
-        peer: &crate::http::Peer,
-        local: &crate::http::Local,
-        state: &SharedRequest,
-    ) {
+    /// Lends the app this thread's callables for the request, and takes back those it let go of.
+    fn run(&self, py: Python<'_>, request: &Request<'_>) {
+        let Request { head, state, .. } = *request;
         let input = match head.framing {
             BodyFraming::Empty | BodyFraming::Length(0) => empty_input(py),
             BodyFraming::Length(_) | BodyFraming::Chunked => spares::take::<InputStream>(py, state),
@@ -137,15 +138,9 @@ impl WsgiHandler {
             Ok(callables) => callables,
             Err(error) => return self.app_failed(py, head, state, error),
         };
-        let request = Request {
-            head,
-            peer,
-            local,
-            state,
-        };
         self.call_app(
             py,
-            &request,
+            request,
             input.clone_ref(py),
             start_response.clone_ref(py),
         );

@@ -91,10 +91,14 @@ impl Spare for StartResponse {
 }
 
 impl Rebind for StartResponse {
+    /// Its write() is let go of with the request: `write_callable` points it at the next one.
     fn rebind(&mut self, py: Python<'_>, request: Option<&SharedRequest>) {
         self.state = request.cloned();
+        if request.is_some() {
+            return;
+        }
         if let Some(write) = &self.write {
-            if !rebind_if_unshared(py, write, request) {
+            if !rebind_if_unshared(py, write, None) {
                 self.write = None;
             }
         }
