@@ -10,6 +10,33 @@ use pyo3::PyClass;
 
 use super::start_response::SharedRequest;
 
+/// Where a thread keeps a spare object. At thread exit the object is left to the process rather
+/// than dropped: a thread-local destructor runs detached from the interpreter, where a drop can
+/// only queue a decref that nothing would carry out.
+pub struct SpareSlot<T>(RefCell<Option<Py<T>>>);
+
+impl<T> SpareSlot<T> {
+    pub const fn new() -> Self {
+        SpareSlot(RefCell::new(None))
+    }
+
+    pub fn take(&self) -> Option<Py<T>> {
+        self.0.borrow_mut().take()
+    }
+
+    pub fn put(&self, object: Py<T>) {
+        *self.0.borrow_mut() = Some(object);
+    }
+}
+
+impl<T> Drop for SpareSlot<T> {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.get_mut().take() {
+            std::mem::forget(object);
+        }
+    }
+}
+
 /// A request callable that can be pointed at another request, or at none between requests.
 pub trait Rebind: PyClass<Frozen = False> {
     fn rebind(&mut self, py: Python<'_>, request: Option<&SharedRequest>);
@@ -18,14 +45,14 @@ pub trait Rebind: PyClass<Frozen = False> {
 /// A request callable kept as a spare per thread.
 pub trait Spare: Rebind {
     /// The thread's spare object of this class.
-    fn spare() -> &'static LocalKey<RefCell<Option<Py<Self>>>>;
+    fn spare() -> &'static LocalKey<SpareSlot<Self>>;
     /// A new object, pointed at no request.
     fn new_unbound(py: Python<'_>) -> PyResult<Py<Self>>;
 }
 
 /// An object of class `T` pointed at `request`: the thread's spare one, or a new one.
 pub fn take<T: Spare>(py: Python<'_>, request: &SharedRequest) -> PyResult<Py<T>> {
-    if let Some(spare) = T::spare().with(|spare| spare.borrow_mut().take()) {
+    if let Some(spare) = T::spare().with(SpareSlot::take) {
         if rebind_if_unshared(py, &spare, Some(request)) {
             return Ok(spare);
         }
@@ -39,7 +66,7 @@ pub fn take<T: Spare>(py: Python<'_>, request: &SharedRequest) -> PyResult<Py<T>
 /// stays with its request, and reports that request's end when used.
 pub fn give_back<T: Spare>(py: Python<'_>, object: Py<T>) {
     if rebind_if_unshared(py, &object, None) {
-        T::spare().with(|spare| *spare.borrow_mut() = Some(object));
+        T::spare().with(|spare| spare.put(object));
     }
 }
 

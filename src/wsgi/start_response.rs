@@ -1,6 +1,5 @@
 //! start_response and the write() callable (PEP 3333): records status and headers, enforces the
 //! exc_info rules, and writes through the response writer with the GIL released.
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::LocalKey;
 
@@ -8,7 +7,7 @@ use pyo3::exceptions::{PyAssertionError, PyOSError, PyRuntimeError, PyTypeError,
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use super::spares::{rebind_if_unshared, Rebind, Spare};
+use super::spares::{rebind_if_unshared, Rebind, Spare, SpareSlot};
 use super::streams::InputShared;
 use crate::http::body::BodyReader;
 use crate::http::response::{HeaderBlock, ResponseError};
@@ -73,11 +72,11 @@ pub struct StartResponse {
 }
 
 thread_local! {
-    static SPARE_START_RESPONSE: RefCell<Option<Py<StartResponse>>> = const { RefCell::new(None) };
+    static SPARE_START_RESPONSE: SpareSlot<StartResponse> = const { SpareSlot::new() };
 }
 
 impl Spare for StartResponse {
-    fn spare() -> &'static LocalKey<RefCell<Option<Py<Self>>>> {
+    fn spare() -> &'static LocalKey<SpareSlot<Self>> {
         &SPARE_START_RESPONSE
     }
 

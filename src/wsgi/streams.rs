@@ -1,7 +1,6 @@
 //! wsgi.input: the request body as a Python file-like object (read, readline, readlines,
 //! iteration) streaming from the socket with the GIL released while it waits. Owns no socket: the
 //! body reader is lent for one request and taken back afterwards.
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread::LocalKey;
@@ -10,7 +9,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::spares::{Rebind, Spare};
+use super::spares::{Rebind, Spare, SpareSlot};
 use super::start_response::SharedRequest;
 use crate::http::body::{BodyError, BodyReader};
 
@@ -102,8 +101,8 @@ pub struct InputStream {
 }
 
 thread_local! {
-    static SPARE_INPUT: RefCell<Option<Py<InputStream>>> = const { RefCell::new(None) };
-    static EMPTY_INPUT: RefCell<Option<Py<InputStream>>> = const { RefCell::new(None) };
+    static SPARE_INPUT: SpareSlot<InputStream> = const { SpareSlot::new() };
+    static EMPTY_INPUT: SpareSlot<InputStream> = const { SpareSlot::new() };
 }
 
 /// The wsgi.input of a request without a body. It is one object per thread, never pointed at a
@@ -111,24 +110,23 @@ thread_local! {
 /// does).
 pub fn empty_input(py: Python<'_>) -> PyResult<Py<InputStream>> {
     EMPTY_INPUT.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if let Some(empty) = slot.as_ref() {
-            return Ok(empty.clone_ref(py));
-        }
-        let empty = Py::new(
-            py,
-            InputStream {
-                shared: None,
-                empty: true,
-            },
-        )?;
-        *slot = Some(empty.clone_ref(py));
+        let empty = match slot.take() {
+            Some(empty) => empty,
+            None => Py::new(
+                py,
+                InputStream {
+                    shared: None,
+                    empty: true,
+                },
+            )?,
+        };
+        slot.put(empty.clone_ref(py));
         Ok(empty)
     })
 }
 
 impl Spare for InputStream {
-    fn spare() -> &'static LocalKey<RefCell<Option<Py<Self>>>> {
+    fn spare() -> &'static LocalKey<SpareSlot<Self>> {
         &SPARE_INPUT
     }
 
