@@ -1,5 +1,5 @@
-//! The one error type of the crate; each variant names the action that failed. Only main.rs turns
-//! these into messages and exit codes.
+//! The one error type of the crate and its exit codes; each variant names the action that failed.
+//! Only main.rs turns an Error into a message and an exit code.
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -41,13 +41,15 @@ pub enum Error {
     /// The WSGI app could not be imported; `traceback` is Python's formatted traceback.
     #[error("failed to load application {app:?}:\n{traceback}")]
     AppLoad { app: String, traceback: String },
-    /// A worker exited during its first boot; the server cannot start.
-    #[error("worker failed to boot")]
-    WorkerBoot,
-    /// The app failed to load inside a worker during first boot.
-    #[error("app failed to load")]
-    AppLoadInWorker,
 }
+
+/// gunicorn's exit codes, used by the master and by workers and the zygote (whose exit tells the
+/// master why they could not start); every exit code of the crate is one of these.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILURE: i32 = 1;
+pub const USAGE_ERROR: i32 = 2;
+pub const WORKER_BOOT_ERROR: i32 = 3;
+pub const APP_LOAD_ERROR: i32 = 4;
 
 impl Error {
     pub fn io(action: impl Into<String>, source: std::io::Error) -> Self {
@@ -71,10 +73,9 @@ impl Error {
             Error::Config { .. }
             | Error::Usage(_)
             | Error::ConfigRead { .. }
-            | Error::ConfigFile { .. } => 2,
-            Error::AppLoad { .. } | Error::AppLoadInWorker => 4,
-            Error::WorkerBoot => 3,
-            Error::Bind { .. } | Error::Io { .. } | Error::Python(_) => 1,
+            | Error::ConfigFile { .. } => USAGE_ERROR,
+            Error::AppLoad { .. } => APP_LOAD_ERROR,
+            Error::Bind { .. } | Error::Io { .. } | Error::Python(_) => EXIT_FAILURE,
         }
     }
 }

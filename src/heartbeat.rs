@@ -9,12 +9,17 @@ use crate::Result;
 const BUSY_SINCE: usize = 0;
 const LAST_BEAT: usize = 1;
 const PID: usize = 2;
-const BOOTED: usize = 3;
+/// The worker's stage: 0 booting, BOOTED, RETIRING.
+const STAGE: usize = 3;
 const TEXT_LEN: usize = 4;
 const PAUSED_AT: usize = 5;
-const TEXT: usize = 6;
+/// The fork request the slot was reset for: only the worker started for it may use the slot.
+const OWNER: usize = 6;
+const TEXT: usize = 7;
 const SLOT_WORDS: usize = 16;
 const TEXT_BYTES: usize = (SLOT_WORDS - TEXT) * 8;
+const BOOTED: u64 = 1;
+const RETIRING: u64 = 2;
 
 /// The heartbeat table; created by the master before the first fork.
 pub struct Heartbeats {
@@ -64,8 +69,8 @@ impl Heartbeats {
         }
     }
 
-    /// Clears every record of a worker slot before a new worker takes it.
-    pub fn reset_worker(&self, worker: usize, now_ms: u64) {
+    /// Clears every record of a worker slot before the worker of fork request `owner` takes it.
+    pub fn reset_worker(&self, worker: usize, now_ms: u64, owner: u64) {
         for thread in 0..self.threads {
             let slot = self.slot(worker, thread);
             for word in slot.words {
@@ -73,6 +78,7 @@ impl Heartbeats {
             }
             slot.words[LAST_BEAT].store(now_ms, Ordering::Release);
         }
+        self.slot(worker, 0).words[OWNER].store(owner, Ordering::Release);
     }
 
     pub fn view_worker(&self, worker: usize) -> Vec<SlotView> {
@@ -95,7 +101,22 @@ impl Slot<'_> {
     pub fn set_booted(&self, pid: i32, now_ms: u64) {
         self.words[PID].store(pid as u64, Ordering::Relaxed);
         self.beat(now_ms);
-        self.words[BOOTED].store(1, Ordering::Release);
+        self.words[STAGE].store(BOOTED, Ordering::Release);
+    }
+
+    /// The worker stopped taking work on its own (max_requests, code reload): the master then
+    /// bounds its drain by graceful_timeout.
+    pub fn set_retiring(&self) {
+        self.words[STAGE].store(RETIRING, Ordering::Release);
+    }
+
+    pub fn retiring(&self) -> bool {
+        self.words[STAGE].load(Ordering::Acquire) == RETIRING
+    }
+
+    /// The fork request this slot was last reset for (on a worker's first thread record).
+    pub fn owner(&self) -> u64 {
+        self.words[OWNER].load(Ordering::Acquire)
     }
 
     /// Marks a request as running; the text is written before the stamp that makes it visible.
@@ -141,7 +162,7 @@ impl Slot<'_> {
     /// Whether the worker owning this slot finished booting (what `view().booted` says, without
     /// reading the rest of the record).
     pub fn booted(&self) -> bool {
-        self.words[BOOTED].load(Ordering::Acquire) == 1
+        self.words[STAGE].load(Ordering::Acquire) != 0
     }
 
     pub fn view(&self) -> SlotView {
@@ -201,7 +222,11 @@ mod tests {
         slot.begin(10, "POST", &"x".repeat(500));
         assert_eq!(slot.view().request.len(), TEXT_BYTES);
         assert!(slot.view().booted);
-        beats.reset_worker(0, 77);
+        slot.set_retiring();
+        assert!(slot.retiring() && slot.booted());
+        beats.reset_worker(0, 77, 9);
+        assert_eq!(slot.owner(), 9);
+        assert!(!slot.retiring());
         assert_eq!(
             slot.view(),
             SlotView {

@@ -126,48 +126,88 @@ fn read_only_file_mapping(line: &str) -> Option<(usize, usize)> {
     ))
 }
 
-/// One direction of a pipe between the master and the zygote, carrying 4-byte numbers.
-pub struct Channel {
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
+/// Messages on a zygote link are this many bytes: a pipe write of up to PIPE_BUF bytes is
+/// atomic, so a reader never sees half a message.
+pub const FRAME: usize = 16;
+
+/// A one-way pipe of fixed-size messages; each end is its own value, so after fork each side
+/// keeps only the ends it uses and a dead peer reads as end of file.
+pub fn frame_pipe() -> Result<(FrameReader, FrameWriter)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::io("create a pipe", e.into()))?;
+    Ok((FrameReader(read), FrameWriter(write)))
 }
 
-impl Channel {
-    pub fn new() -> Result<Self> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::io("create a pipe", e.into()))?;
-        Ok(Channel { read, write })
-    }
+pub struct FrameReader(std::os::fd::OwnedFd);
+pub struct FrameWriter(std::os::fd::OwnedFd);
 
-    pub fn send(&self, value: i32) -> Result<()> {
-        let bytes = value.to_le_bytes();
-        match nix::unistd::write(&self.write, &bytes) {
-            Ok(4) => Ok(()),
-            Ok(_) => Err(Error::io(
-                "write to the zygote pipe",
-                std::io::ErrorKind::WriteZero.into(),
-            )),
-            Err(e) => Err(Error::io("write to the zygote pipe", e.into())),
+/// Why no message came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receive {
+    TimedOut,
+    /// The writing side is gone (or the pipe broke).
+    Closed,
+}
+
+impl FrameWriter {
+    pub fn send(&self, frame: &[u8; FRAME]) -> Result<()> {
+        loop {
+            match nix::unistd::write(&self.0, frame) {
+                Ok(FRAME) => return Ok(()),
+                Ok(_) => {
+                    return Err(Error::io(
+                        "write a message",
+                        std::io::ErrorKind::WriteZero.into(),
+                    ))
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(Error::io("write a message", e.into())),
+            }
         }
     }
+}
 
-    /// Waits up to `timeout` for a number; None on timeout or when the other side is gone.
-    pub fn receive(&self, timeout: std::time::Duration) -> Option<i32> {
+impl FrameReader {
+    /// Waits up to `timeout` for one message; a signal during the wait resumes it with the time
+    /// that is left, so an interrupted wait never passes for a missing answer.
+    pub fn receive(
+        &self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<[u8; FRAME], Receive> {
         use std::os::fd::AsFd;
-        let mut fds = [nix::poll::PollFd::new(
-            self.read.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let timeout =
-            nix::poll::PollTimeout::try_from(timeout).unwrap_or(nix::poll::PollTimeout::MAX);
-        if !matches!(nix::poll::poll(&mut fds, timeout), Ok(n) if n > 0) {
-            return None;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut fds = [nix::poll::PollFd::new(
+                self.0.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let wait =
+                nix::poll::PollTimeout::try_from(left).unwrap_or(nix::poll::PollTimeout::MAX);
+            match nix::poll::poll(&mut fds, wait) {
+                Ok(0) => return Err(Receive::TimedOut),
+                Ok(_) => return self.read_frame(),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return Err(Receive::Closed),
+            }
         }
-        let mut bytes = [0u8; 4];
-        match nix::unistd::read(&self.read, &mut bytes) {
-            Ok(4) => Some(i32::from_le_bytes(bytes)),
-            _ => None,
+    }
+
+    fn read_frame(&self) -> std::result::Result<[u8; FRAME], Receive> {
+        let mut frame = [0u8; FRAME];
+        loop {
+            match nix::unistd::read(&self.0, &mut frame) {
+                Ok(FRAME) => return Ok(frame),
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => return Err(Receive::Closed),
+            }
         }
+    }
+}
+
+impl std::os::fd::AsFd for FrameReader {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 

@@ -3,6 +3,7 @@
 use std::io;
 use std::pin::Pin;
 
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use super::conn::ConnIo;
@@ -13,7 +14,7 @@ use super::server::ServeConfig;
 pub(super) enum HeadRead {
     /// The next request's head is in the connection's `RequestHead`.
     Head,
-    /// Clean end: EOF, idle timeout or shutdown between requests.
+    /// Clean end: EOF, idle timeout, or the worker stopping before a whole head came.
     Closed,
     Invalid(ParseError),
     TimedOut,
@@ -25,6 +26,7 @@ pub(super) async fn read_head(
     config: &ServeConfig,
     first: bool,
     mut timer: Pin<&mut Sleep>,
+    stopping: &mut watch::Receiver<bool>,
 ) -> HeadRead {
     // Set at the first wait: reading the clock costs more than parsing a small head.
     let mut head_deadline = None;
@@ -54,6 +56,11 @@ pub(super) async fn read_head(
                 Err(_) => return HeadRead::Closed,
             }
         }
+        // A stopping worker serves the requests it has, not the ones a client may still send:
+        // an idle or half-sent connection must not hold the drain until its timeout.
+        if *stopping.borrow() {
+            return HeadRead::Closed;
+        }
         let now = Instant::now();
         let deadline = match (idle && !first, config.keepalive) {
             (true, Some(keepalive)) => now + keepalive,
@@ -64,6 +71,7 @@ pub(super) async fn read_head(
             biased;
             ready = conn.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
+            _ = stopping.wait_for(|stop| *stop) => return HeadRead::Closed,
         }
         match conn.read_available() {
             Ok(0) => return HeadRead::Closed,

@@ -235,8 +235,18 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
     // One head for the connection's life, parsed into again for each request: its strings keep
     // their memory, and only the box moves between reactor, handler and access log.
     let mut head = Box::<RequestHead>::default();
+    let mut stopping = shared.stop_tx.subscribe();
     loop {
-        match read_head(&mut conn, &mut head, config, first, timer.as_mut()).await {
+        match read_head(
+            &mut conn,
+            &mut head,
+            config,
+            first,
+            timer.as_mut(),
+            &mut stopping,
+        )
+        .await
+        {
             HeadRead::Head => {}
             HeadRead::Closed => return,
             HeadRead::TimedOut => return reject(&conn, &peer, 408, "request head timed out"),

@@ -41,24 +41,25 @@ fn parse_fds(list: &str) -> Option<Vec<i32>> {
 }
 
 impl Arbiter {
-    pub(super) fn reexec(&mut self) {
-        if let Some(pid) = self.reexec_pid {
-            return tracing::warn!("USR2 ignored: the new master (pid {pid}) is still running");
-        }
+    /// USR2: the new master's pid, or None (logged) when it could not be started.
+    pub(super) fn reexec(&mut self) -> Option<i32> {
         if let Some(pidfile) = &mut self.pidfile {
             if let Err(error) = pidfile.rename_to_oldbin() {
-                return tracing::error!("USR2 failed: {error}");
+                tracing::error!("USR2 failed: {error}");
+                return None;
             }
         }
         match self.spawn_new_master() {
             Ok(pid) => {
                 tracing::info!("started a new master (pid {pid}) with the listening sockets");
-                self.reexec_pid = Some(pid);
+                self.handed_over = true;
                 self.notifier.main_pid(pid);
+                Some(pid)
             }
             Err(error) => {
                 tracing::error!("USR2 failed: {error}");
                 self.restore_pidfile();
+                None
             }
         }
     }
@@ -90,11 +91,8 @@ impl Arbiter {
     }
 
     pub(super) fn reexec_ended(&mut self, status: ExitStatus) {
-        tracing::info!(
-            "the new master (pid {:?}) exited: {status:?}",
-            self.reexec_pid
-        );
-        self.reexec_pid = None;
+        tracing::info!("the new master exited: {status:?}");
+        self.handed_over = false;
         self.restore_pidfile();
         self.notifier.main_pid(crate::process::current_pid());
     }

@@ -1,7 +1,7 @@
 //! OS: the master's signals. Each delivery increments a per-signal counter and writes a byte to a
 //! self-pipe that wakes the arbiter loop, so no signal is lost or merged however fast they come
 //! (gunicorn keeps at most five in a queue). No policy: what a signal means is decided elsewhere.
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -56,14 +56,18 @@ impl SignalQueue {
         })
     }
 
-    /// Waits up to `timeout` for signals; returns each one as many times as it was delivered.
-    pub fn wait(&self, timeout: Duration) -> Vec<Signal> {
-        let mut fds = [PollFd::new(self.wake_read.as_fd(), PollFlags::POLLIN)];
+    /// Waits up to `timeout` for signals or for one of `extra` to become readable; returns each
+    /// signal as many times as it was delivered, and which of `extra` are readable.
+    pub fn wait(&self, timeout: Duration, extra: &[BorrowedFd<'_>]) -> (Vec<Signal>, Vec<bool>) {
+        let mut fds = vec![PollFd::new(self.wake_read.as_fd(), PollFlags::POLLIN)];
+        fds.extend(extra.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-        let _ = nix::poll::poll(&mut fds, timeout);
+        let polled = nix::poll::poll(&mut fds, timeout).unwrap_or(0);
+        let readable = |fd: &PollFd| polled > 0 && fd.any().unwrap_or(false);
+        let ready = fds[1..].iter().map(readable).collect();
         let mut sink = [0u8; 256];
         while matches!(nix::unistd::read(&self.wake_read, &mut sink), Ok(n) if n > 0) {}
-        self.pending()
+        (self.pending(), ready)
     }
 
     fn pending(&self) -> Vec<Signal> {

@@ -1,7 +1,21 @@
 //! The master's picture of its workers and the pure decisions over it: which slot a new worker
 //! takes, how many to start or retire, which ones ran past the timeout, how long to back off after
-//! crashes. No system calls here; the arbiter acts on what these functions return.
+//! crashes. No system calls here; the model acts on what these functions return.
 use crate::heartbeat::SlotView;
+
+/// Where a worker is in its life; it only ever moves down this list (then it is reaped and gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WorkerState {
+    /// Forked, not yet serving (its heartbeat has not said booted).
+    Booting,
+    Serving,
+    /// Told to finish its requests and exit, or doing so on its own: SIGKILL at the deadline.
+    Retiring {
+        deadline_ms: u64,
+    },
+    /// SIGKILL sent on purpose: its exit is no crash and no failed boot.
+    Killed,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worker {
@@ -11,28 +25,24 @@ pub struct Worker {
     /// Heartbeat slot index within its generation's table.
     pub slot: usize,
     pub spawned_ms: u64,
-    /// When the master asked the worker to stop gracefully: it is SIGKILLed at this deadline.
-    pub retire_deadline_ms: Option<u64>,
+    pub state: WorkerState,
     /// When the master sent SIGABRT for a timeout.
     pub abort_sent_ms: Option<u64>,
-    /// The master sent SIGKILL on purpose (timeout, overdue drain, abandoned reload).
-    pub killed: bool,
+}
+
+impl Worker {
+    /// Booting or serving: counts towards its generation's worker target.
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, WorkerState::Booting | WorkerState::Serving)
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct WorkerSet {
     workers: Vec<Worker>,
-    slots: usize,
 }
 
 impl WorkerSet {
-    pub fn new(slots: usize) -> Self {
-        WorkerSet {
-            workers: Vec::new(),
-            slots,
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.workers.is_empty()
     }
@@ -41,22 +51,19 @@ impl WorkerSet {
         self.workers.iter()
     }
 
-    pub fn pids(&self) -> Vec<i32> {
-        self.workers.iter().map(|w| w.pid).collect()
+    pub fn get(&self, pid: i32) -> Option<&Worker> {
+        self.workers.iter().find(|w| w.pid == pid)
     }
 
     pub fn get_mut(&mut self, pid: i32) -> Option<&mut Worker> {
         self.workers.iter_mut().find(|w| w.pid == pid)
     }
 
-    /// The lowest heartbeat slot of `generation` that no live worker of it holds.
-    pub fn free_slot(&self, generation: u64) -> Option<usize> {
-        let taken = |slot: usize| {
-            self.workers
-                .iter()
-                .any(|w| w.generation == generation && w.slot == slot)
-        };
-        (0..self.slots).find(|slot| !taken(*slot))
+    /// Whether a live worker of `generation` holds `slot`.
+    pub fn holds(&self, generation: u64, slot: usize) -> bool {
+        self.workers
+            .iter()
+            .any(|w| w.generation == generation && w.slot == slot)
     }
 
     pub fn add(&mut self, pid: i32, generation: u64, slot: usize, now_ms: u64) {
@@ -65,9 +72,8 @@ impl WorkerSet {
             generation,
             slot,
             spawned_ms: now_ms,
-            retire_deadline_ms: None,
+            state: WorkerState::Booting,
             abort_sent_ms: None,
-            killed: false,
         });
     }
 
@@ -76,50 +82,43 @@ impl WorkerSet {
         Some(self.workers.remove(index))
     }
 
-    fn serving(&self, generation: u64) -> impl Iterator<Item = &Worker> {
+    /// Pids of the workers of `generation` that `keep` selects.
+    pub fn pids_of(&self, generation: u64, keep: impl Fn(&Worker) -> bool) -> Vec<i32> {
+        let selected = self.workers.iter().filter(|w| w.generation == generation);
+        selected.filter(|w| keep(w)).map(|w| w.pid).collect()
+    }
+
+    /// Pids of all workers that `keep` selects.
+    pub fn pids_where(&self, keep: impl Fn(&Worker) -> bool) -> Vec<i32> {
         self.workers
             .iter()
-            .filter(move |w| w.generation == generation && w.retire_deadline_ms.is_none())
-    }
-
-    /// How many workers of `generation` to fork now to reach `target`.
-    pub fn missing(&self, generation: u64, target: usize) -> usize {
-        target.saturating_sub(self.serving(generation).count())
-    }
-
-    /// Workers of `generation` beyond `target`, oldest first (gunicorn retires the oldest).
-    pub fn excess(&self, generation: u64, target: usize) -> Vec<i32> {
-        let mut serving: Vec<&Worker> = self.serving(generation).collect();
-        serving.sort_by_key(|w| (w.spawned_ms, w.pid));
-        let extra = serving.len().saturating_sub(target);
-        serving.iter().take(extra).map(|w| w.pid).collect()
-    }
-
-    /// Serving workers of generations older than `generation`: what a finished reload retires.
-    pub fn older_than(&self, generation: u64) -> Vec<i32> {
-        let old = self
-            .workers
-            .iter()
-            .filter(|w| w.generation < generation && w.retire_deadline_ms.is_none());
-        old.map(|w| w.pid).collect()
-    }
-
-    /// Workers of `generation` (retiring or not).
-    pub fn of_generation(&self, generation: u64) -> Vec<i32> {
-        self.workers
-            .iter()
-            .filter(|w| w.generation == generation)
+            .filter(|w| keep(w))
             .map(|w| w.pid)
             .collect()
     }
 
-    /// Retiring workers whose graceful deadline passed.
-    pub fn overdue(&self, now_ms: u64) -> Vec<i32> {
-        let overdue = self
+    /// Active workers of `generation`.
+    pub fn active(&self, generation: u64) -> usize {
+        self.pids_of(generation, Worker::is_active).len()
+    }
+
+    /// Active workers of `generation` beyond `target`, oldest first (gunicorn retires the oldest).
+    pub fn excess(&self, generation: u64, target: usize) -> Vec<i32> {
+        let mut active: Vec<&Worker> = self
             .workers
             .iter()
-            .filter(|w| w.retire_deadline_ms.is_some_and(|d| now_ms >= d));
-        overdue.map(|w| w.pid).collect()
+            .filter(|w| w.generation == generation && w.is_active())
+            .collect();
+        active.sort_by_key(|w| (w.spawned_ms, w.pid));
+        let extra = active.len().saturating_sub(target);
+        active.iter().take(extra).map(|w| w.pid).collect()
+    }
+
+    /// Retiring workers whose graceful deadline passed.
+    pub fn overdue(&self, now_ms: u64) -> Vec<i32> {
+        self.pids_where(
+            |w| matches!(w.state, WorkerState::Retiring { deadline_ms } if now_ms >= deadline_ms),
+        )
     }
 }
 
@@ -211,41 +210,26 @@ mod tests {
             generation: 0,
             slot: 0,
             spawned_ms: 0,
-            retire_deadline_ms: None,
+            state: WorkerState::Serving,
             abort_sent_ms: None,
-            killed: false,
         }
     }
 
     #[test]
-    fn slots_are_reused_and_oldest_retire_first() {
-        let mut set = WorkerSet::new(3);
-        set.add(10, 0, set.free_slot(0).unwrap(), 100);
-        set.add(11, 0, set.free_slot(0).unwrap(), 200);
-        assert_eq!(set.free_slot(0), Some(2));
-        set.remove(10);
-        assert_eq!(set.free_slot(0), Some(0));
-        set.add(12, 0, 0, 300);
-        assert_eq!(set.missing(0, 4), 2);
-        assert_eq!(set.excess(0, 1), vec![11]);
-        set.get_mut(11).unwrap().retire_deadline_ms = Some(1_000);
-        assert_eq!(set.missing(0, 2), 1);
-        assert_eq!(set.overdue(999), Vec::<i32>::new());
-        assert_eq!(set.overdue(1_000), vec![11]);
-    }
-
-    #[test]
-    fn a_reload_starts_a_new_generation_beside_the_old() {
-        let mut set = WorkerSet::new(2);
+    fn oldest_active_retire_first_and_retirees_are_killed_at_their_deadline() {
+        let mut set = WorkerSet::default();
         set.add(10, 0, 0, 100);
-        set.add(11, 0, 1, 100);
-        assert_eq!(set.free_slot(1), Some(0));
-        assert_eq!(set.missing(1, 2), 2);
-        set.add(20, 1, 0, 200);
-        set.add(21, 1, 1, 200);
-        assert_eq!(set.older_than(1), vec![10, 11]);
-        assert_eq!(set.of_generation(1), vec![20, 21]);
-        assert_eq!(set.excess(1, 2), Vec::<i32>::new());
+        set.add(11, 0, 1, 200);
+        set.add(12, 0, 2, 300);
+        assert!(set.holds(0, 1) && !set.holds(1, 1));
+        assert_eq!(set.excess(0, 1), vec![10, 11]);
+        set.get_mut(10).unwrap().state = WorkerState::Retiring { deadline_ms: 1_000 };
+        assert_eq!(set.active(0), 2);
+        assert_eq!(set.excess(0, 1), vec![11]);
+        assert_eq!(set.overdue(999), Vec::<i32>::new());
+        assert_eq!(set.overdue(1_000), vec![10]);
+        set.remove(10);
+        assert!(!set.holds(0, 0));
     }
 
     #[test]

@@ -1,124 +1,170 @@
-//! The master's side of the zygote: starting one per generation, knowing when it is ready, and
-//! asking it for workers. The zygote itself lives in `worker::zygote`.
+//! The master's side of the zygote link: starting a generation's zygote, reading its ready
+//! message, and asking it for a worker. Each answer is matched to its request by id; a lost or
+//! mismatched answer is reported as a lost zygote, for the model to replace. The zygote itself
+//! lives in `worker::zygote`; no decisions are made here.
 use std::time::Duration;
 
+use super::events::Event;
 use super::{signals, Arbiter};
-use crate::process::{self, Channel, Forked};
-use crate::worker::zygote::{self as child, ZygoteContext, ZYGOTE_READY};
+use crate::process::{self, frame_pipe, Forked, FrameReader, FrameWriter, Receive};
+use crate::worker::link::{ForkRequest, Reply};
+use crate::worker::zygote::{self as child, ZygoteContext, ZygoteLink};
 use crate::Result;
 
-/// How long the master waits for the zygote to answer a fork request.
-const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the master waits for the zygote to answer a fork request (it forks in milliseconds).
+const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(super) struct Zygote {
+/// The master's ends of one zygote's link.
+pub(super) struct Link {
+    pub generation: u64,
     pub pid: i32,
-    requests: Channel,
-    replies: Channel,
     pub ready: bool,
+    requests: FrameWriter,
+    pub replies: FrameReader,
 }
 
-impl Drop for Zygote {
-    /// A generation's zygote goes with it (reload done, reload abandoned, shutdown).
-    fn drop(&mut self) {
-        process::send_signal(self.pid, nix::sys::signal::Signal::SIGKILL);
-    }
-}
-
-impl Zygote {
-    /// Reads the ready message without waiting.
-    fn poll_ready(&mut self) -> bool {
-        if !self.ready {
-            self.ready = self.replies.receive(Duration::ZERO) == Some(ZYGOTE_READY);
+impl Link {
+    /// Reads the ready message, once the replies pipe is readable.
+    pub fn take_ready(&mut self) -> Option<Event> {
+        match self
+            .replies
+            .receive(Duration::ZERO)
+            .map(|f| Reply::decode(&f))
+        {
+            Ok(Some(Reply::Ready)) if !self.ready => {
+                self.ready = true;
+                Some(Event::ZygoteReady {
+                    generation: self.generation,
+                })
+            }
+            Err(Receive::TimedOut) => None,
+            // End of file or nonsense: its exit will be reaped and reported; make sure it comes.
+            _ => {
+                tracing::error!(
+                    "zygote (pid:{}) broke its link before it was ready",
+                    self.pid
+                );
+                process::send_signal(self.pid, nix::sys::signal::Signal::SIGKILL);
+                None
+            }
         }
-        self.ready
     }
 
-    fn fork_worker(&self, slot: usize) -> Option<i32> {
-        self.requests.send(i32::try_from(slot).ok()?).ok()?;
-        self.replies
+    /// One fork request and its answer.
+    pub fn fork(&self, id: u64, slot: usize) -> std::result::Result<i32, (bool, String)> {
+        let request = ForkRequest {
+            id,
+            slot: slot as u32,
+        };
+        if let Err(error) = self.requests.send(&request.encode()) {
+            return Err((true, error.to_string()));
+        }
+        match self
+            .replies
             .receive(FORK_REPLY_TIMEOUT)
-            .filter(|pid| *pid > 0)
+            .map(|f| Reply::decode(&f))
+        {
+            Ok(Some(Reply::Forked { id: answered, pid })) if answered == id => Ok(pid),
+            Ok(Some(Reply::Failed {
+                id: answered,
+                errno,
+            })) if answered == id => {
+                Err((false, std::io::Error::from_raw_os_error(errno).to_string()))
+            }
+            Ok(reply) => Err((true, format!("answer {reply:?} to request {id}"))),
+            Err(Receive::TimedOut) => {
+                Err((true, format!("no answer within {FORK_REPLY_TIMEOUT:?}")))
+            }
+            Err(Receive::Closed) => Err((true, "the link closed".into())),
+        }
     }
 }
 
 impl Arbiter {
-    /// Workers come from a zygote unless the app is preloaded in the master, or `reload` needs
-    /// every new worker to import fresh code.
-    pub(super) fn uses_zygote(&self) -> bool {
-        let settings = self.settings();
-        !settings.preload_app && !settings.reload
-    }
-
-    /// A worker from the current generation's zygote: Ok(None) while the zygote is not ready
-    /// (it is started if need be).
-    pub(super) fn fork_from_zygote(&mut self, slot: usize) -> Result<Option<i32>> {
-        if self.current().zygote.is_none() {
-            let zygote = self.start_zygote()?;
-            self.generations
-                .last_mut()
-                .expect("current generation")
-                .zygote = Some(zygote);
+    pub(super) fn start_zygote(&mut self, generation: u64) -> Event {
+        match self.fork_zygote(generation) {
+            Ok(link) => {
+                let pid = link.pid;
+                tracing::debug!("zygote started (pid {pid})");
+                self.zygotes.push(link);
+                Event::ZygoteStarted { generation, pid }
+            }
+            Err(error) => Event::ZygoteStartFailed {
+                generation,
+                error: error.to_string(),
+            },
         }
-        let zygote = self
-            .generations
-            .last_mut()
-            .and_then(|g| g.zygote.as_mut())
-            .expect("started above");
-        if !zygote.poll_ready() {
-            return Ok(None);
-        }
-        Ok(zygote.fork_worker(slot))
     }
 
-    /// Whether a zygote is still importing the app (the loop then wakes more often).
-    pub(super) fn zygote_booting(&self) -> bool {
-        self.generations
-            .iter()
-            .any(|g| g.zygote.as_ref().is_some_and(|z| !z.ready))
-    }
-
-    /// If `pid` was a zygote, forgets it and says whether it died before it was ready.
-    pub(super) fn zygote_exited(&mut self, pid: i32) -> Option<(u64, bool)> {
-        let generation = self
-            .generations
-            .iter_mut()
-            .find(|g| g.zygote.as_ref().is_some_and(|z| z.pid == pid))?;
-        let zygote = generation.zygote.take()?;
-        let before_ready = !zygote.ready;
-        std::mem::forget(zygote);
-        Some((generation.id, before_ready))
-    }
-
-    fn start_zygote(&mut self) -> Result<Zygote> {
-        let requests = Channel::new()?;
-        let replies = Channel::new()?;
+    fn fork_zygote(&mut self, generation: u64) -> Result<Link> {
+        let (requests_read, requests) = frame_pipe()?;
+        let (replies, replies_write) = frame_pipe()?;
         let mask = signals::block_all();
         let forked = process::fork();
         if let Ok(Forked::Child) = forked {
-            if let Some(queue) = self.signals.take() {
-                queue.forget_in_child();
-            }
-            let generation = self.current();
-            let code = child::run(ZygoteContext {
-                settings: &generation.settings,
-                listeners: &self.listeners,
-                heartbeats: generation.heartbeats.clone(),
-                identity: self.identity.as_ref(),
-                requests: &requests,
-                replies: &replies,
-            });
+            drop((requests, replies));
+            self.become_child();
+            let table = self
+                .table(generation)
+                .expect("the model starts zygotes of known generations");
+            let code = child::run(
+                ZygoteContext {
+                    settings: &table.settings,
+                    listeners: &self.listeners,
+                    heartbeats: table.heartbeats.clone(),
+                    identity: self.identity.as_ref(),
+                },
+                ZygoteLink {
+                    requests: requests_read,
+                    replies: replies_write,
+                },
+            );
             std::process::exit(code);
         }
         signals::restore_mask(&mask);
         let Forked::Parent { child } = forked? else {
             unreachable!("the child branch exits")
         };
-        tracing::debug!("zygote started (pid {child})");
-        Ok(Zygote {
+        Ok(Link {
+            generation,
             pid: child,
+            ready: false,
             requests,
             replies,
-            ready: false,
         })
+    }
+
+    /// Forks a worker through the generation's zygote.
+    pub(super) fn fork_from_zygote(&mut self, generation: u64, slot: usize, id: u64) -> Event {
+        let Some(link) = self
+            .zygotes
+            .iter()
+            .find(|z| z.generation == generation && z.ready)
+        else {
+            let error = "no ready zygote".to_string();
+            return Event::ForkFailed {
+                generation,
+                slot,
+                zygote_lost: true,
+                error,
+            };
+        };
+        match link.fork(id, slot) {
+            Ok(pid) => Event::Forked {
+                generation,
+                slot,
+                pid,
+            },
+            Err((zygote_lost, error)) => Event::ForkFailed {
+                generation,
+                slot,
+                zygote_lost,
+                error,
+            },
+        }
+    }
+
+    pub(super) fn forget_zygote(&mut self, pid: i32) {
+        self.zygotes.retain(|z| z.pid != pid);
     }
 }

@@ -1,6 +1,7 @@
 //! A worker process, from just after fork to exit: Python and the app, the tokio reactor, the
 //! request threads, the heartbeat and the worker's own signals. Returns an exit code; never forks
 //! and never touches other workers.
+pub mod link;
 mod observe;
 pub mod zygote;
 
@@ -12,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::config::{Settings, WorkerClass};
+use crate::error::{APP_LOAD_ERROR, EXIT_FAILURE, EXIT_OK, WORKER_BOOT_ERROR};
 use crate::heartbeat::Heartbeats;
 use crate::http::server::{pool_thread_loop, ServeEnd, Shutdown};
 use crate::http::{serve, ExchangeConfig, Handler, Limits, Local, Runner, ServeConfig};
@@ -21,16 +23,14 @@ use crate::sockets::Listener;
 use crate::wsgi::{self, App, EnvironSettings, PythonSetup, TrustedPeers};
 use observe::Observed;
 
-/// gunicorn's worker exit codes, which tell the master why a worker could not start.
-pub const WORKER_BOOT_ERROR: i32 = 3;
-pub const APP_LOAD_ERROR: i32 = 4;
-
 /// Everything a freshly forked worker receives from the master.
 pub struct WorkerContext<'a> {
     pub settings: &'a Settings,
     pub listeners: &'a [Listener],
     pub heartbeats: Arc<Heartbeats>,
     pub slot: usize,
+    /// The fork request this worker was started for: its claim on the heartbeat slot.
+    pub owner: u64,
     /// The app the master imported itself (preload_app).
     pub preloaded: Option<&'a App>,
     /// The user and group to run as (the master keeps its own, to bind and re-exec).
@@ -59,11 +59,11 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
         Ok(ServeEnd::Shutdown) => {}
         Err(error) => {
             tracing::error!("worker failed: {error}");
-            return 1;
+            return EXIT_FAILURE;
         }
     }
     tracing::info!("Worker exiting (pid: {pid})");
-    0
+    EXIT_OK
 }
 
 fn title(settings: &Settings) -> String {
@@ -193,7 +193,10 @@ fn serve_until_stopped(
     let duties = Duties {
         heartbeats: ctx.heartbeats.clone(),
         slot: ctx.slot,
+        owner: ctx.owner,
         reload: settings.reload,
+        started: config.started.clone(),
+        max_requests: config.max_requests,
     };
     if config.threads == 1 {
         let runner = Runner::Inline(handler);
@@ -238,11 +241,11 @@ fn reactor(
         let (stop_tx, stop_rx) = watch::channel(Shutdown::Serve);
         watch_signals(stop_tx.clone())?;
         crate::process::unblock_all_signals();
-        tokio::spawn(beat(duties.heartbeats, duties.slot));
         tokio::spawn(trim_when_idle(config.started.clone()));
         if duties.reload {
             tokio::spawn(watch_code(stop_tx));
         }
+        tokio::spawn(beat(duties));
         serve(listeners, runner, config, stop_rx).await
     })
 }
@@ -251,8 +254,11 @@ fn reactor(
 struct Duties {
     heartbeats: Arc<Heartbeats>,
     slot: usize,
+    owner: u64,
     /// `reload`: stop (and so be replaced with fresh code) when an imported Python file changes.
     reload: bool,
+    started: Arc<AtomicU64>,
+    max_requests: u64,
 }
 
 /// gunicorn's `--reload` for development: polls the files of the imported modules once a second.
@@ -264,6 +270,7 @@ async fn watch_code(stop: watch::Sender<Shutdown>) {
         for (path, mtime) in wsgi::module_mtimes() {
             if known.get(&path).is_some_and(|seen| *seen != mtime) {
                 tracing::info!("Worker reloading: {} modified", path.display());
+                RETIRING_ON_OWN.store(true, Ordering::Relaxed);
                 let _ = stop.send(Shutdown::Retire);
                 return;
             }
@@ -273,8 +280,8 @@ async fn watch_code(stop: watch::Sender<Shutdown>) {
 }
 
 /// TERM drains (the server stops: queued connections are served too); USR2 retires this worker
-/// alone (the master sends it on reload and TTOU); INT and QUIT end the worker at once, even
-/// mid-request (gunicorn's fast stop); USR1 reopens the logs.
+/// alone (the master sends it on reload and TTOU); a second TERM, and INT or QUIT at any time, end
+/// the worker at once, even mid-request (gunicorn's fast stop); USR1 reopens the logs.
 fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     crate::process::exit_on_interrupt_or_quit()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -282,16 +289,32 @@ fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     tokio::spawn(async move {
+        let mut terms = 0u32;
         loop {
             tokio::select! {
-                _ = term.recv() => { let _ = stop.send(Shutdown::Drain); }
-                _ = usr2.recv() => { let _ = stop.send(Shutdown::Retire); }
+                _ = term.recv() => {
+                    terms += 1;
+                    if terms > 1 {
+                        tracing::info!("Worker exiting at once (second TERM)");
+                        crate::process::exit_immediately(EXIT_OK);
+                    }
+                    let _ = stop.send(Shutdown::Drain);
+                }
+                _ = usr2.recv() => {
+                    if *stop.borrow() == Shutdown::Serve {
+                        let _ = stop.send(Shutdown::Retire);
+                    }
+                }
                 _ = usr1.recv() => { let _ = crate::logging::reopen(); }
             }
         }
     });
     Ok(())
 }
+
+/// Set when the worker decides to stop by itself (code reload); max_requests is read from the
+/// request count.
+static RETIRING_ON_OWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Gives back the heap memory requests freed once the worker has been quiet for a moment.
 async fn trim_when_idle(started: Arc<AtomicU64>) {
@@ -305,16 +328,28 @@ async fn trim_when_idle(started: Arc<AtomicU64>) {
     }
 }
 
-/// Tells the master this worker's reactor is alive, and exits if the master went away.
-async fn beat(heartbeats: Arc<Heartbeats>, slot: usize) {
+/// Tells the master this worker's reactor is alive and whether it retires on its own; exits if
+/// the master went away or gave the slot to another worker (a fork whose answer the master never
+/// got must not serve beside the worker that replaced it).
+async fn beat(duties: Duties) {
     let master = parent_pid();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let record = duties.heartbeats.slot(duties.slot, 0);
     loop {
         tick.tick().await;
-        heartbeats.slot(slot, 0).beat(monotonic_ms());
+        record.beat(monotonic_ms());
+        let limit = duties.max_requests;
+        let served_out = limit > 0 && duties.started.load(Ordering::Relaxed) >= limit;
+        if served_out || RETIRING_ON_OWN.load(Ordering::Relaxed) {
+            record.set_retiring();
+        }
         if parent_pid() != master {
             tracing::info!("Parent changed, shutting down");
-            std::process::exit(0);
+            std::process::exit(EXIT_OK);
+        }
+        if record.owner() != duties.owner {
+            tracing::error!("Worker's heartbeat slot belongs to another worker; exiting");
+            crate::process::exit_immediately(EXIT_OK);
         }
     }
 }

@@ -5,29 +5,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{boot_failed, WorkerContext, APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+use super::link::{ForkRequest, Reply};
+use super::{boot_failed, WorkerContext};
 use crate::config::Settings;
+use crate::error::{APP_LOAD_ERROR, EXIT_OK, WORKER_BOOT_ERROR};
 use crate::heartbeat::Heartbeats;
-use crate::process::{self, Channel, Forked};
+use crate::process::{self, Forked, FrameReader, FrameWriter, Receive};
 use crate::sockets::Listener;
 use crate::wsgi::{self, App};
-
-/// What the zygote says on `replies` once the app is imported; pids follow.
-pub const ZYGOTE_READY: i32 = 0;
 
 pub struct ZygoteContext<'a> {
     pub settings: &'a Settings,
     pub listeners: &'a [Listener],
     pub heartbeats: Arc<Heartbeats>,
     pub identity: Option<&'a crate::privileges::Identity>,
-    /// Slots to fork a worker for, from the master.
-    pub requests: &'a Channel,
-    /// ZYGOTE_READY, then one pid (or -1) per request.
-    pub replies: &'a Channel,
+}
+
+/// The zygote's ends of its link: fork requests in, replies out.
+pub struct ZygoteLink {
+    pub requests: FrameReader,
+    pub replies: FrameWriter,
 }
 
 /// Runs the zygote; returns its exit code (3 or 4 when the app cannot be loaded).
-pub fn run(ctx: ZygoteContext<'_>) -> i32 {
+pub fn run(ctx: ZygoteContext<'_>, link: ZygoteLink) -> i32 {
     process::die_with_parent();
     let name = ctx
         .settings
@@ -39,29 +40,52 @@ pub fn run(ctx: ZygoteContext<'_>) -> i32 {
         Ok(app) => app,
         Err(code) => return code,
     };
-    if ctx.replies.send(ZYGOTE_READY).is_err() {
+    if link.replies.send(&Reply::Ready.encode()).is_err() {
         return WORKER_BOOT_ERROR;
     }
     loop {
-        let Some(slot) = ctx.requests.receive(Duration::from_secs(3600)) else {
-            continue;
+        let request = match link.requests.receive(Duration::from_secs(3600)) {
+            Ok(frame) => ForkRequest::decode(&frame),
+            Err(Receive::TimedOut) => continue,
+            Err(Receive::Closed) => return EXIT_OK,
+        };
+        let Some(request) = request else {
+            tracing::error!("zygote: malformed fork request; exiting");
+            return WORKER_BOOT_ERROR;
         };
         let forked =
             wsgi::fork_with_python(process::fork_sibling, |r| matches!(r, Ok(Forked::Child)));
         let reply = match forked {
-            Ok(Forked::Child) => become_worker(&ctx, &app, slot),
-            Ok(Forked::Parent { child }) => child,
+            Ok(Forked::Child) => {
+                // The worker must not hold the zygote's link open: the master reads end of file
+                // on it only once the zygote itself is gone.
+                drop(link);
+                become_worker(&ctx, &app, request)
+            }
+            Ok(Forked::Parent { child }) => Reply::Forked {
+                id: request.id,
+                pid: child,
+            },
             Err(error) => {
                 tracing::error!("{error}");
-                -1
+                Reply::Failed {
+                    id: request.id,
+                    errno: errno_of(&error),
+                }
             }
         };
-        if ctx.replies.send(reply).is_err() {
-            return 0;
+        if link.replies.send(&reply.encode()).is_err() {
+            return EXIT_OK;
         }
     }
 }
 
+fn errno_of(error: &crate::Error) -> i32 {
+    match error {
+        crate::Error::Io { source, .. } => source.raw_os_error().unwrap_or(0),
+        _ => 0,
+    }
+}
 fn load(ctx: &ZygoteContext<'_>) -> Result<App, i32> {
     let settings = ctx.settings;
     if let Some(identity) = ctx.identity {
@@ -75,17 +99,15 @@ fn load(ctx: &ZygoteContext<'_>) -> Result<App, i32> {
     Ok(app)
 }
 
-fn become_worker(ctx: &ZygoteContext<'_>, app: &App, slot: i32) -> ! {
-    let code = match usize::try_from(slot) {
-        Ok(slot) => super::run(WorkerContext {
-            settings: ctx.settings,
-            listeners: ctx.listeners,
-            heartbeats: ctx.heartbeats.clone(),
-            slot,
-            preloaded: Some(app),
-            identity: None,
-        }),
-        Err(_) => WORKER_BOOT_ERROR,
-    };
+fn become_worker(ctx: &ZygoteContext<'_>, app: &App, request: ForkRequest) -> ! {
+    let code = super::run(WorkerContext {
+        settings: ctx.settings,
+        listeners: ctx.listeners,
+        heartbeats: ctx.heartbeats.clone(),
+        slot: request.slot as usize,
+        owner: request.id,
+        preloaded: Some(app),
+        identity: None,
+    });
     std::process::exit(code)
 }

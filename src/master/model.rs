@@ -1,0 +1,439 @@
+//! The master as a state machine: generations, workers, the phase, and `Model::step`, the pure
+//! decision from (state, event, now) to actions. Never performs a system call or reads a clock:
+//! the loop in `mod.rs` feeds it events and carries out what it returns. What it does between
+//! events (reloads, top-ups, deadlines) is in `converge.rs`.
+use nix::sys::signal::Signal;
+
+use super::events::{Action, Event, GenSpec, Level, Notice};
+use super::workers::{respawn_delay_ms, Worker, WorkerSet, WorkerState};
+use crate::error::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
+use crate::process::ExitStatus;
+
+/// A worker that dies sooner than this after its fork counts towards a crash loop.
+pub const EARLY_DEATH_MS: u64 = 5_000;
+
+/// A generation's zygote, as far as the master knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zygote {
+    Absent,
+    /// Asked for; the pid once the fork reported it.
+    Starting(Option<i32>),
+    Ready(i32),
+}
+
+impl Zygote {
+    pub fn pid(self) -> Option<i32> {
+        match self {
+            Zygote::Absent | Zygote::Starting(None) => None,
+            Zygote::Starting(Some(pid)) | Zygote::Ready(pid) => Some(pid),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub spec: GenSpec,
+    /// How many workers it should have (TTIN, TTOU and WINCH move it).
+    pub target: usize,
+    /// A worker of it finished booting: it is good, and a reload may fall back to it.
+    pub booted: bool,
+    pub zygote: Zygote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    /// Workers still running at `deadline_ms` are SIGKILLed; at `exit_by_ms` the master exits
+    /// whatever is left.
+    Stopping {
+        deadline_ms: u64,
+        exit_by_ms: u64,
+    },
+    Exited,
+}
+
+/// After the graceful deadline the master waits this long for the SIGKILLed to be reaped.
+pub const STOP_MARGIN_MS: u64 = 1_000;
+
+#[derive(Debug)]
+pub struct Model {
+    /// Oldest first; the last one is current: the only one topped up.
+    pub(super) generations: Vec<Generation>,
+    pub(super) workers: WorkerSet,
+    /// Fork requests not answered yet, as (generation, slot).
+    pub(super) pending: Vec<(u64, usize)>,
+    /// Zygotes sent SIGKILL and not reaped yet.
+    pub(super) dying_zygotes: Vec<i32>,
+    pub(super) phase: Phase,
+    pub(super) boot_failures: u32,
+    pub(super) next_spawn_ms: u64,
+    pub(super) exit_code: i32,
+    pub(super) reexec: Option<i32>,
+    /// How many serving workers systemd was last told about (None: READY=1 is owed).
+    pub(super) announced: Option<usize>,
+    pub(super) out: Vec<Action>,
+}
+
+impl Model {
+    pub fn new(spec: GenSpec) -> Self {
+        Model {
+            generations: vec![Generation::new(spec)],
+            workers: WorkerSet::default(),
+            pending: Vec::new(),
+            dying_zygotes: Vec::new(),
+            phase: Phase::Running,
+            boot_failures: 0,
+            next_spawn_ms: 0,
+            exit_code: 0,
+            reexec: None,
+            announced: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// The one decision: what to do about `event` at `now`, including what time alone makes due.
+    pub fn step(&mut self, event: Event, now: u64) -> Vec<Action> {
+        if self.phase != Phase::Exited {
+            self.handle(event, now);
+            self.converge(now);
+            debug_assert_eq!(self.check(), Ok(()), "after a step at {now}");
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.iter()
+    }
+
+    pub fn current(&self) -> &Generation {
+        self.generations.last().expect("a current generation")
+    }
+
+    fn handle(&mut self, event: Event, now: u64) {
+        match event {
+            Event::Tick => {}
+            Event::Signal(signal) => self.on_signal(signal, now),
+            Event::Reloaded(Ok(spec)) => self.new_generation(spec),
+            Event::Reloaded(Err(error)) => {
+                self.log(
+                    Level::Error,
+                    format!("reload failed, the running workers keep serving: {error}"),
+                );
+                self.announced = None;
+            }
+            Event::ZygoteStarted { generation, pid } => self.zygote_started(generation, pid),
+            Event::ZygoteStartFailed { generation, error } => {
+                self.log(Level::Error, format!("cannot start the zygote: {error}"));
+                self.set_zygote(generation, Zygote::Absent);
+                self.back_off("zygote failed to start", now);
+            }
+            Event::ZygoteReady { generation } => {
+                if let Some(Zygote::Starting(Some(pid))) = self.gen(generation).map(|g| g.zygote) {
+                    self.set_zygote(generation, Zygote::Ready(pid));
+                }
+            }
+            Event::Forked {
+                generation,
+                slot,
+                pid,
+            } => self.forked(generation, slot, pid, now),
+            Event::ForkFailed {
+                generation,
+                slot,
+                zygote_lost,
+                error,
+            } => {
+                self.pending.retain(|p| *p != (generation, slot));
+                self.log(Level::Error, format!("fork of a worker failed: {error}"));
+                if zygote_lost {
+                    self.replace_zygote(generation);
+                }
+                self.back_off("no worker was forked", now);
+            }
+            Event::Exited { pid, status } => self.exited(pid, status, now),
+            Event::Booted { pid } => self.booted(pid),
+            Event::SelfRetiring { pid } => self.self_retiring(pid, now),
+            Event::TimedOut { pid, reason } => self.timed_out(pid, &reason, now),
+            Event::ReexecStarted { pid } => self.reexec = Some(pid),
+        }
+    }
+
+    fn on_signal(&mut self, signal: Signal, now: u64) {
+        if signal != Signal::SIGCHLD {
+            let name = signal
+                .as_str()
+                .trim_start_matches("SIG")
+                .to_ascii_lowercase();
+            self.log(Level::Info, format!("Handling signal: {name}"));
+        }
+        let running = self.phase == Phase::Running;
+        match signal {
+            Signal::SIGTERM => self.begin_stop(Signal::SIGTERM, now),
+            Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(Signal::SIGQUIT, now),
+            Signal::SIGHUP if running => {
+                self.out.push(Action::Notify(Notice::Reloading));
+                self.out.push(Action::ReadConfig);
+            }
+            Signal::SIGTTIN if running => {
+                let current = self.current_mut();
+                current.target = (current.target + 1).min(current.spec.slots);
+            }
+            Signal::SIGTTOU if running => {
+                let current = self.current_mut();
+                current.target = current.target.saturating_sub(1).max(1);
+            }
+            Signal::SIGWINCH if running => {
+                self.log(Level::Info, "graceful stop of workers".into());
+                self.current_mut().target = 0;
+            }
+            Signal::SIGUSR1 => {
+                self.out.push(Action::ReopenLogs);
+                self.signal_workers(Signal::SIGUSR1);
+            }
+            Signal::SIGUSR2 if running => match self.reexec {
+                Some(pid) => self.log(
+                    Level::Warn,
+                    format!("USR2 ignored: the new master (pid {pid}) is still running"),
+                ),
+                None => self.out.push(Action::Reexec),
+            },
+            _ => {}
+        }
+    }
+
+    /// TERM drains, QUIT stops at once; a second one goes to the workers again (a worker that is
+    /// draining stops at once on it). Either way the stop is bounded by graceful_timeout.
+    fn begin_stop(&mut self, signal: Signal, now: u64) {
+        if self.phase == Phase::Running {
+            let deadline_ms = now + self.current().spec.graceful_ms;
+            let exit_by_ms = deadline_ms + STOP_MARGIN_MS;
+            self.phase = Phase::Stopping {
+                deadline_ms,
+                exit_by_ms,
+            };
+            self.out.push(Action::Notify(Notice::Stopping));
+            for id in self.generation_ids() {
+                self.kill_zygote(id);
+            }
+        }
+        self.signal_workers(signal);
+    }
+
+    fn signal_workers(&mut self, signal: Signal) {
+        for pid in self.workers.pids_where(|w| w.state != WorkerState::Killed) {
+            self.out.push(Action::Signal { pid, signal });
+        }
+    }
+
+    /// A HUP's configuration: a new current generation beside the running ones. A generation that
+    /// never booted is superseded by it and goes at once; the booted ones serve until it does.
+    fn new_generation(&mut self, spec: GenSpec) {
+        for id in self.generation_ids() {
+            if !self.gen(id).is_some_and(|g| g.booted) {
+                self.log(
+                    Level::Warn,
+                    format!("generation {id} never booted; the reload replaces it"),
+                );
+                self.abandon(id);
+            }
+        }
+        self.generations.push(Generation::new(spec));
+        self.boot_failures = 0;
+        self.next_spawn_ms = 0;
+    }
+
+    /// Kills a generation's processes and forgets it.
+    pub(super) fn abandon(&mut self, id: u64) {
+        for pid in self.workers.pids_of(id, |w| w.state != WorkerState::Killed) {
+            self.kill(pid);
+        }
+        self.kill_zygote(id);
+        self.generations.retain(|g| g.spec.id != id);
+        self.out.push(Action::DropGeneration { generation: id });
+    }
+
+    fn zygote_started(&mut self, generation: u64, pid: i32) {
+        let wanted = self.phase == Phase::Running
+            && self
+                .gen(generation)
+                .is_some_and(|g| g.zygote == Zygote::Starting(None));
+        if wanted {
+            self.set_zygote(generation, Zygote::Starting(Some(pid)));
+        } else {
+            self.dying_zygotes.push(pid);
+            self.out.push(Action::KillZygote { pid });
+        }
+    }
+
+    fn forked(&mut self, generation: u64, slot: usize, pid: i32, now: u64) {
+        self.pending.retain(|p| *p != (generation, slot));
+        self.workers.add(pid, generation, slot, now);
+        if self.phase != Phase::Running || self.gen(generation).is_none() {
+            self.kill(pid);
+        }
+    }
+
+    fn exited(&mut self, pid: i32, status: ExitStatus, now: u64) {
+        if self.reexec == Some(pid) {
+            self.reexec = None;
+            self.out.push(Action::ReexecEnded { status });
+        } else if let Some(index) = self.dying_zygotes.iter().position(|z| *z == pid) {
+            self.dying_zygotes.swap_remove(index);
+            self.log(Level::Debug, format!("zygote (pid:{pid}) exited"));
+        } else if let Some(id) = self.zygote_generation(pid) {
+            self.zygote_exited(id, pid, status, now);
+        } else if let Some(worker) = self.workers.remove(pid) {
+            self.worker_exited(worker, status, now);
+        } else {
+            self.log(
+                Level::Warn,
+                format!("reaped a child the master did not know: pid {pid}, {status:?}"),
+            );
+        }
+    }
+
+    fn zygote_exited(&mut self, id: u64, pid: i32, status: ExitStatus, now: u64) {
+        let was_ready = matches!(self.gen(id).map(|g| g.zygote), Some(Zygote::Ready(_)));
+        self.set_zygote(id, Zygote::Absent);
+        if was_ready {
+            let message = format!(
+                "zygote (pid:{pid}) exited ({status:?}); a new one starts when a worker is needed"
+            );
+            return self.log(Level::Warn, message);
+        }
+        self.log(
+            Level::Error,
+            format!("zygote (pid:{pid}) exited before it was ready ({status:?})"),
+        );
+        if self.phase == Phase::Running {
+            self.boot_failed(id, status, now);
+        }
+    }
+
+    fn worker_exited(&mut self, worker: Worker, status: ExitStatus, now: u64) {
+        self.log_exit(worker.pid, status, worker.state == WorkerState::Killed);
+        if self.phase != Phase::Running {
+            return;
+        }
+        let early = now.saturating_sub(worker.spawned_ms) < EARLY_DEATH_MS;
+        match worker.state {
+            WorkerState::Booting => self.boot_failed(worker.generation, status, now),
+            WorkerState::Serving if early && status != ExitStatus::Code(0) => {
+                self.back_off("worker died right after it booted", now)
+            }
+            _ => {}
+        }
+    }
+
+    /// A worker or zygote died before it could serve. A boot error in a generation that never
+    /// booted fails that generation: at first start the server stops with gunicorn's exit code;
+    /// after a reload the newest generation that booted keeps serving. Otherwise respawns back off.
+    fn boot_failed(&mut self, id: u64, status: ExitStatus, now: u64) {
+        let code = match status {
+            ExitStatus::Code(code @ (WORKER_BOOT_ERROR | APP_LOAD_ERROR)) => code,
+            _ => return self.back_off("worker failed to boot", now),
+        };
+        let failed = id == self.current().spec.id && !self.current().booted;
+        if !failed {
+            return self.back_off("worker failed to boot", now);
+        }
+        if self.generations.iter().any(|g| g.booted) {
+            self.log(Level::Error, format!("the reloaded app or configuration failed to boot (exit code {code}); the previous workers keep serving"));
+            self.abandon(id);
+            self.announced = None;
+            self.next_spawn_ms = 0;
+            return;
+        }
+        let reason = if code == APP_LOAD_ERROR {
+            "App failed to load."
+        } else {
+            "Worker failed to boot."
+        };
+        self.log(Level::Error, format!("Reason: {reason}"));
+        self.exit_code = code;
+        self.begin_stop(Signal::SIGTERM, now);
+    }
+
+    /// Crash loops fork more slowly each time, until a worker stays up for EARLY_DEATH_MS.
+    fn back_off(&mut self, what: &str, now: u64) {
+        self.boot_failures += 1;
+        let delay = respawn_delay_ms(self.boot_failures);
+        self.log(Level::Warn, format!("{what}; next attempt in {delay} ms"));
+        self.next_spawn_ms = now + delay;
+    }
+
+    fn booted(&mut self, pid: i32) {
+        let Some(worker) = self.workers.get_mut(pid) else {
+            return;
+        };
+        if worker.state != WorkerState::Booting {
+            return;
+        }
+        worker.state = WorkerState::Serving;
+        let id = worker.generation;
+        if let Some(generation) = self.generations.iter_mut().find(|g| g.spec.id == id) {
+            generation.booted = true;
+        }
+    }
+
+    fn self_retiring(&mut self, pid: i32, now: u64) {
+        let Some(worker) = self.workers.get(pid).filter(|w| w.is_active()) else {
+            return;
+        };
+        let graceful = self.graceful_ms(worker.generation);
+        if let Some(worker) = self.workers.get_mut(pid) {
+            worker.state = WorkerState::Retiring {
+                deadline_ms: now + graceful,
+            };
+        }
+    }
+
+    fn timed_out(&mut self, pid: i32, reason: &str, now: u64) {
+        let Some(worker) = self.workers.get_mut(pid) else {
+            return;
+        };
+        if worker.abort_sent_ms.is_some() || worker.state == WorkerState::Killed {
+            return;
+        }
+        worker.abort_sent_ms = Some(now);
+        self.log(
+            Level::Error,
+            format!("WORKER TIMEOUT (pid:{pid}): {reason}"),
+        );
+        self.out.push(Action::Signal {
+            pid,
+            signal: Signal::SIGABRT,
+        });
+    }
+
+    fn log_exit(&mut self, pid: i32, status: ExitStatus, killed: bool) {
+        let (level, text) = match status {
+            ExitStatus::Signal(9) if killed => (Level::Info, format!("Worker (pid:{pid}) killed")),
+            ExitStatus::Code(0) => (Level::Debug, format!("worker {pid} exited")),
+            ExitStatus::Code(code) => (
+                Level::Error,
+                format!("Worker (pid:{pid}) exited with code {code}"),
+            ),
+            ExitStatus::Signal(9) => (
+                Level::Error,
+                format!("Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"),
+            ),
+            ExitStatus::Signal(sig) => (
+                Level::Error,
+                format!("Worker (pid:{pid}) was killed by signal {sig}"),
+            ),
+        };
+        self.log(level, text);
+    }
+}
+
+impl Generation {
+    fn new(spec: GenSpec) -> Self {
+        Generation {
+            target: spec.workers,
+            spec,
+            booted: false,
+            zygote: Zygote::Absent,
+        }
+    }
+}

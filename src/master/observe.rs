@@ -1,0 +1,76 @@
+//! What the master's loop observes between decisions: delivered signals, reaped children, zygote
+//! ready messages and the workers' heartbeats, each turned into an event for the model. Reads
+//! only; never acts.
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use super::events::Event;
+use super::workers::{find_timeout, WorkerState};
+use super::Arbiter;
+use crate::process::{self, monotonic_ms};
+
+impl Arbiter {
+    /// Waits up to `timeout` for a signal or a zygote's message, then reports everything new.
+    pub(super) fn observe(&mut self, timeout: Duration) -> Vec<Event> {
+        let starting: Vec<usize> = (0..self.zygotes.len())
+            .filter(|i| !self.zygotes[*i].ready)
+            .collect();
+        let (signals, readable) = {
+            let fds: Vec<_> = starting
+                .iter()
+                .map(|i| self.zygotes[*i].replies.as_fd())
+                .collect();
+            match &self.signals {
+                Some(queue) => queue.wait(timeout, &fds),
+                None => (Vec::new(), vec![false; fds.len()]),
+            }
+        };
+        let mut events: Vec<Event> = signals.into_iter().map(Event::Signal).collect();
+        for (index, ready) in starting.into_iter().zip(readable) {
+            if ready {
+                events.extend(self.zygotes[index].take_ready());
+            }
+        }
+        // Reaped first, heartbeats read after: a worker that booted and exited in between is
+        // seen booting before it is seen gone, so its exit is no failed boot.
+        let reaped = process::reap_children();
+        events.extend(self.heartbeat_events());
+        events.extend(
+            reaped
+                .into_iter()
+                .map(|(pid, status)| Event::Exited { pid, status }),
+        );
+        events.push(Event::Tick);
+        events
+    }
+
+    /// Boots, retirements a worker started on its own, and timeouts, from the heartbeat table.
+    fn heartbeat_events(&self) -> Vec<Event> {
+        let now = monotonic_ms();
+        let mut events = Vec::new();
+        for worker in self.model.workers() {
+            let Some(table) = self.table(worker.generation) else {
+                continue;
+            };
+            let record = table.heartbeats.slot(worker.slot, 0);
+            if worker.state == WorkerState::Booting && record.booted() {
+                events.push(Event::Booted { pid: worker.pid });
+            }
+            if worker.is_active() && record.retiring() {
+                events.push(Event::SelfRetiring { pid: worker.pid });
+            }
+            if worker.state == WorkerState::Killed {
+                continue;
+            }
+            let timeout_ms = table.settings.timeout.as_millis() as u64;
+            let views = table.heartbeats.view_worker(worker.slot);
+            if let Some(timeout) = find_timeout(worker, &views, now, timeout_ms) {
+                events.push(Event::TimedOut {
+                    pid: timeout.pid,
+                    reason: timeout.reason,
+                });
+            }
+        }
+        events
+    }
+}
