@@ -88,11 +88,23 @@ impl Model {
         }
     }
 
+    /// Older generations go once their last process is gone, except the newest one that booted
+    /// while the current one has not: a failed reload falls back to it, even with no workers.
     fn drop_finished_generations(&mut self) {
         let current = self.current().spec.id;
+        let fallback = match self.current().booted {
+            true => None,
+            false => self
+                .generations
+                .iter()
+                .rev()
+                .find(|g| g.booted)
+                .map(|g| g.spec.id),
+        };
         let finished: Vec<u64> = (self.generations.iter())
             .map(|g| g.spec.id)
-            .filter(|id| *id != current && self.workers.pids_of(*id, |_| true).is_empty())
+            .filter(|id| *id != current && Some(*id) != fallback)
+            .filter(|id| self.workers.pids_of(*id, |_| true).is_empty())
             .filter(|id| !self.pending.iter().any(|(g, _)| g == id))
             .collect();
         for id in finished {

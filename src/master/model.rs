@@ -317,7 +317,8 @@ impl Model {
         }
         let early = now.saturating_sub(worker.spawned_ms) < EARLY_DEATH_MS;
         match worker.state {
-            WorkerState::Booting => self.boot_failed(worker.generation, status, now),
+            WorkerState::Killed => {}
+            _ if !worker.booted => self.boot_failed(worker.generation, status, now),
             WorkerState::Serving if early && status != ExitStatus::Code(0) => {
                 self.back_off("worker died right after it booted", now)
             }
@@ -366,10 +367,13 @@ impl Model {
         let Some(worker) = self.workers.get_mut(pid) else {
             return;
         };
-        if worker.state != WorkerState::Booting {
+        if worker.booted {
             return;
         }
-        worker.state = WorkerState::Serving;
+        worker.booted = true;
+        if worker.state == WorkerState::Booting {
+            worker.state = WorkerState::Serving;
+        }
         let id = worker.generation;
         if let Some(generation) = self.generations.iter_mut().find(|g| g.spec.id == id) {
             generation.booted = true;

@@ -53,7 +53,7 @@ impl Arbiter {
                 continue;
             };
             let record = table.heartbeats.slot(worker.slot, 0);
-            if worker.state == WorkerState::Booting && record.booted() {
+            if !worker.booted && record.booted() {
                 events.push(Event::Booted { pid: worker.pid });
             }
             if worker.is_active() && record.retiring() {

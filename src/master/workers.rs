@@ -26,6 +26,8 @@ pub struct Worker {
     pub slot: usize,
     pub spawned_ms: u64,
     pub state: WorkerState,
+    /// Its heartbeat said booted at some point (it may have been told to retire before).
+    pub booted: bool,
     /// When the master sent SIGABRT for a timeout.
     pub abort_sent_ms: Option<u64>,
 }
@@ -73,6 +75,7 @@ impl WorkerSet {
             slot,
             spawned_ms: now_ms,
             state: WorkerState::Booting,
+            booted: false,
             abort_sent_ms: None,
         });
     }
@@ -211,6 +214,7 @@ mod tests {
             slot: 0,
             spawned_ms: 0,
             state: WorkerState::Serving,
+            booted: true,
             abort_sent_ms: None,
         }
     }
