@@ -56,13 +56,17 @@ pub(super) async fn read_head(
                 Err(_) => return HeadRead::Closed,
             }
         }
-        // A stopping worker serves the requests it has, not the ones a client may still send:
-        // an idle or half-sent connection must not hold the drain until its timeout.
-        if *stopping.borrow() {
+        // A stopping worker does not wait for a head that is half sent: that would hold the
+        // drain until the head timeout. A connection with nothing sent yet keeps at most its
+        // (short) keep-alive time for one last request, answered with Connection: close: closing
+        // it at once would race a request already on its way.
+        let keepalive_wait = idle && config.keepalive.is_some();
+        let stop_now = *stopping.borrow();
+        if stop_now && !keepalive_wait {
             return HeadRead::Closed;
         }
         let now = Instant::now();
-        let deadline = match (idle && !first, config.keepalive) {
+        let deadline = match (idle && (!first || stop_now), config.keepalive) {
             (true, Some(keepalive)) => now + keepalive,
             _ => *head_deadline.get_or_insert(now + config.head_timeout),
         };
@@ -71,7 +75,7 @@ pub(super) async fn read_head(
             biased;
             ready = conn.readable() => if ready.is_err() { return HeadRead::Closed },
             _ = timer.as_mut() => return if idle { HeadRead::Closed } else { HeadRead::TimedOut },
-            _ = stopping.wait_for(|stop| *stop) => return HeadRead::Closed,
+            _ = stopping.wait_for(|stop| *stop), if !stop_now => continue,
         }
         match conn.read_available() {
             Ok(0) => return HeadRead::Closed,
