@@ -327,6 +327,11 @@ impl Model {
         }
     }
 
+    /// Whether `pid` is a zygote the master still expects to exit or to answer.
+    pub fn has_zygote(&self, pid: i32) -> bool {
+        self.zygote_generation(pid).is_some() || self.dying_zygotes.contains(&pid)
+    }
+
     pub(super) fn zygote_generation(&self, pid: i32) -> Option<u64> {
         let generation = self
             .generations

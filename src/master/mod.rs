@@ -188,6 +188,7 @@ impl Arbiter {
                 queue.extend(self.execute(action));
             }
         }
+        self.forget_exited_zygotes();
     }
 
     fn sleep_time(&self) -> Duration {

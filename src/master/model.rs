@@ -171,6 +171,7 @@ impl Model {
             Signal::SIGTERM => self.begin_stop(Signal::SIGTERM, now),
             Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(Signal::SIGQUIT, now),
             Signal::SIGHUP if running => {
+                self.announced = None;
                 self.out.push(Action::Notify(Notice::Reloading));
                 self.out.push(Action::ReadConfig);
             }
@@ -339,7 +340,7 @@ impl Model {
             return self.back_off("worker failed to boot", now);
         }
         if self.generations.iter().any(|g| g.booted) {
-            self.log(Level::Error, format!("the reloaded app or configuration failed to boot (exit code {code}); the previous workers keep serving"));
+            self.log(Level::Error, format!("the new code or configuration (generation {id}, exit code {code}) failed to boot; the previous workers keep serving"));
             self.abandon(id);
             self.announced = None;
             self.next_spawn_ms = 0;

@@ -13,7 +13,7 @@ impl Arbiter {
     /// Waits up to `timeout` for a signal or a zygote's message, then reports everything new.
     pub(super) fn observe(&mut self, timeout: Duration) -> Vec<Event> {
         let starting: Vec<usize> = (0..self.zygotes.len())
-            .filter(|i| !self.zygotes[*i].ready)
+            .filter(|i| !self.zygotes[*i].ready && !self.zygotes[*i].broken)
             .collect();
         let (signals, readable) = {
             let fds: Vec<_> = starting
@@ -25,7 +25,7 @@ impl Arbiter {
                 None => (Vec::new(), vec![false; fds.len()]),
             }
         };
-        let mut events: Vec<Event> = signals.into_iter().map(Event::Signal).collect();
+        let mut events = Vec::new();
         for (index, ready) in starting.into_iter().zip(readable) {
             if ready {
                 events.extend(self.zygotes[index].take_ready());
@@ -40,6 +40,9 @@ impl Arbiter {
                 .into_iter()
                 .map(|(pid, status)| Event::Exited { pid, status }),
         );
+        // What the workers did before a signal arrived is decided on first: a HUP sent after a
+        // worker answered must find its generation booted, or the reload would discard it.
+        events.extend(signals.into_iter().map(Event::Signal));
         events.push(Event::Tick);
         events
     }

@@ -19,6 +19,8 @@ pub(super) struct Link {
     pub generation: u64,
     pub pid: i32,
     pub ready: bool,
+    /// Its replies pipe broke before the ready message: no longer polled, its exit is awaited.
+    pub broken: bool,
     requests: FrameWriter,
     pub replies: FrameReader,
 }
@@ -40,7 +42,8 @@ impl Link {
             Err(Receive::TimedOut) => None,
             // End of file or nonsense: its exit will be reaped and reported; make sure it comes.
             _ => {
-                tracing::error!(
+                self.broken = true;
+                tracing::debug!(
                     "zygote (pid:{}) broke its link before it was ready",
                     self.pid
                 );
@@ -129,6 +132,7 @@ impl Arbiter {
             generation,
             pid: child,
             ready: false,
+            broken: false,
             requests,
             replies,
         })
@@ -166,5 +170,12 @@ impl Arbiter {
 
     pub(super) fn forget_zygote(&mut self, pid: i32) {
         self.zygotes.retain(|z| z.pid != pid);
+    }
+
+    /// Keeps the links of the zygotes the model still has: a zygote whose exit was reaped takes
+    /// its link along, so a pipe at end of file is never polled again.
+    pub(super) fn forget_exited_zygotes(&mut self) {
+        let model = &self.model;
+        self.zygotes.retain(|z| model.has_zygote(z.pid));
     }
 }
