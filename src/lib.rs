@@ -4,7 +4,7 @@
 //! main.rs   CLI -> config::load -> logging::init -> master::run; Error -> message + exit code
 //! config    clap + TOML + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
 //! logging   gunicorn-style error log (tracing) and access log formatting
-//! master    single-threaded arbiter: a pure model decides (model.rs, converge.rs), the loop
+//! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs), the loop
 //!           observes (observe.rs) and acts (effects.rs, zygote.rs, spawn.rs); no tokio, no Python
 //! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
 //! http      request-head parser, body framing, response framing, the per-worker reactor
@@ -21,7 +21,7 @@
 //!
 //! | behaviour | file |
 //! |---|---|
-//! | HUP: new generation, fallback to the newest that booted | master/model.rs (`new_generation`, `boot_failed`), master/converge.rs (`finish_reload`) |
+//! | HUP: new generation, fallback to the newest that booted | master/model.rs (`new_generation`), master/exits.rs (`boot_failed`), master/converge.rs (`finish_reload`) |
 //! | TERM/INT: bounded stop | master/model.rs (`begin_stop`), master/converge.rs (`converge_stop`) |
 //! | max_requests | http/server.rs (`is_last_request`), worker/mod.rs (`beat` reports it), master/model.rs (`self_retiring`) |
 //! | timeouts with the request named | master/workers.rs (`find_timeout`), master/model.rs (`timed_out`), heartbeat.rs |

@@ -4,6 +4,7 @@
 mod converge;
 mod effects;
 mod events;
+mod exits;
 mod model;
 #[cfg(test)]
 mod model_tests;
