@@ -21,6 +21,7 @@ VENV = Path(os.environ.get("VIRTUAL_ENV") or REPO / "venv")
 # Generous deadlines: they only keep a broken server from hanging the suite.
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
+STOP_MARGIN = 2.0  # beyond graceful_timeout, for a master to reap its last children and exit
 REQUEST_TIMEOUT = 20.0
 
 LISTEN_RE = re.compile(r"Listening at: (?:http://(\[[^\]]+\]|[^:\s]+):(\d+)|unix:(\S+)) \((\d+)\)")
@@ -65,6 +66,17 @@ def proc_status(pid):
 def proc_kib(pid, key):
     """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in KiB."""
     return int(proc_status(pid)[key].split()[0])
+
+
+def _last_option(args, name):
+    """The value of the last `name V` or `name=V` in an argument list, or None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
 
 
 def wait_until(predicate, timeout, interval=0.02, message="condition"):
@@ -239,17 +251,48 @@ class Proc:
         if self.popen.poll() is None:
             os.kill(self.pid, sig)
 
-    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
-        """Signal the master and wait for it; KILL it (and its workers) if it overstays.
+    def stop_deadline(self):
+        """How long a master may take to stop on TERM: its graceful_timeout plus a margin."""
+        graceful = _last_option(self.args, "--graceful-timeout")
+        return float(graceful if graceful is not None else 30) + STOP_MARGIN
 
-        Returns the master's exit code (negative when it had to be killed). Workers that
-        outlive a master that exited by itself are left for the test to see (cleanup kills them).
+    def children(self):
+        """The master's live child processes (zygotes and workers) as {pid: start time}."""
+        found = {}
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                pids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for pid in map(int, pids):
+                started = proc_start_time(pid)
+                if started is not None:
+                    found[pid] = started
+        return found
+
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Signal the master and wait for it (default deadline: stop_deadline()); returns its
+        exit code. A master still running at the deadline, or children of it that outlive it,
+        fail the test (after both are killed): a server that ignores TERM must not pass.
         """
+        timeout = self.stop_deadline() if timeout is None else timeout
+        children = self.children() if self.popen.poll() is None else {}
         self.send_signal(sig)
         rc = self.wait_exit(timeout)
+        problems = []
         if rc is None:
-            self.kill()
-            rc = self.popen.wait(timeout=timeout)
+            self.popen.kill()
+            self.popen.wait(timeout=STOP_TIMEOUT)
+            problems.append(f"master {self.pid} was still running {timeout}s after "
+                            f"{signal.Signals(sig).name}; killed it")
+        left = [pid for pid, started in children.items() if proc_start_time(pid) == started]
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if left and rc is not None:
+            problems.append(f"children {left} of master {self.pid} outlived it; killed them")
+        if problems:
+            raise AssertionError("; ".join(problems) + f"\n--- log ---\n{self.log_text()[-4000:]}")
         return rc
 
     def kill(self):
@@ -269,16 +312,18 @@ class Proc:
         return leftovers
 
     def cleanup(self):
-        """Fixture teardown: TERM, wait with a deadline, then KILL."""
-        if self.popen.poll() is None:
-            self.stop()
-        self.reap_workers()
-        for f in (self.popen.stdout, self.popen.stderr):
-            if f and not f.closed:
-                try:
-                    f.close()
-                except OSError:
-                    pass
+        """Fixture teardown: TERM and a deadline (failing the test if it is missed), then KILL."""
+        try:
+            if self.popen.poll() is None:
+                self.stop()
+        finally:
+            self.reap_workers()
+            for f in (self.popen.stdout, self.popen.stderr):
+                if f and not f.closed:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
 
 
 class Server(Proc):
