@@ -364,6 +364,18 @@ pub fn exit_on_interrupt_or_quit() -> Result<()> {
     Ok(())
 }
 
+/// Makes a second TERM end the process at once with exit code 0 (the first one is left to the
+/// worker's drain), even while the thread that would otherwise notice is busy in the app.
+pub fn exit_on_second_term() -> Result<()> {
+    let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let term = Signal::SIGTERM as i32;
+    // Registered first, so it runs first: it sees the flag only from the second TERM on.
+    signal_hook::flag::register_conditional_shutdown(term, 0, drained.clone())
+        .and_then(|_| signal_hook::flag::register(term, drained))
+        .map_err(|e| Error::io("install a signal handler", e))?;
+    Ok(())
+}
+
 /// Unblocks every signal on the calling thread (a worker, once its handlers are installed; threads
 /// it started before keep theirs blocked, so signals reach the reactor thread).
 pub fn unblock_all_signals() {

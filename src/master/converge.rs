@@ -56,7 +56,9 @@ impl Model {
         }
     }
 
-    /// Once the current generation has all its workers serving, every older one retires.
+    /// Once the current generation has all its workers serving, the reload is complete: every
+    /// older worker retires (there may be none left: max_requests or crashes took them), now
+    /// and whenever one still shows up (a fork answered after the HUP).
     fn finish_reload(&mut self, now: u64) {
         let current = self.current();
         let id = current.spec.id;
@@ -64,28 +66,24 @@ impl Model {
             .workers
             .pids_of(id, |w| w.state == WorkerState::Serving)
             .len();
-        if self.generations.len() == 1 || serving < current.target {
+        let completes = !current.complete && serving >= current.target;
+        if !current.complete && !completes {
             return;
         }
         let old = self
             .workers
             .pids_where(|w| w.generation < id && w.is_active());
-        let old_zygotes: Vec<u64> = self
-            .generations
-            .iter()
-            .map(|g| g.spec.id)
-            .filter(|g| *g < id)
-            .collect();
-        if !old.is_empty() {
+        if completes {
+            self.current_mut().complete = true;
             self.log(
                 Level::Info,
                 format!("reload complete; retiring {} old workers", old.len()),
             );
+            for generation in self.generation_ids().into_iter().filter(|g| *g < id) {
+                self.kill_zygote(generation);
+            }
         }
         self.retire(&old, now);
-        for generation in old_zygotes {
-            self.kill_zygote(generation);
-        }
     }
 
     /// Older generations go once their last process is gone, except the newest one that booted
@@ -189,9 +187,7 @@ impl Model {
             .pids_of(id, |w| w.state == WorkerState::Serving)
             .len();
         let notice = match self.announced {
-            None if serving >= self.current().target.max(1) => {
-                Notice::Ready(format!("{serving} workers"))
-            }
+            None if serving >= self.current().target => Notice::Ready(format!("{serving} workers")),
             Some(previous) if previous != serving => Notice::Status(format!("{serving} workers")),
             _ => return,
         };

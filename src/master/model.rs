@@ -35,6 +35,9 @@ pub struct Generation {
     pub target: usize,
     /// A worker of it finished booting: it is good, and a reload may fall back to it.
     pub booted: bool,
+    /// All its workers served once and the older generations were told to retire (the first
+    /// generation has nothing to replace and starts complete).
+    pub complete: bool,
     pub zygote: Zygote,
 }
 
@@ -75,7 +78,10 @@ pub struct Model {
 impl Model {
     pub fn new(spec: GenSpec) -> Self {
         Model {
-            generations: vec![Generation::new(spec)],
+            generations: vec![Generation {
+                complete: true,
+                ..Generation::new(spec)
+            }],
             workers: WorkerSet::default(),
             pending: Vec::new(),
             dying_zygotes: Vec::new(),
@@ -326,6 +332,7 @@ impl Generation {
             target: spec.workers,
             spec,
             booted: false,
+            complete: false,
             zygote: Zygote::Absent,
         }
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event, GenSpec};
+use super::events::{Action, Event, GenSpec, Notice};
 use super::model::{Model, Phase, STOP_MARGIN_MS};
 use super::workers::WorkerState;
 use crate::process::ExitStatus;
@@ -67,6 +67,8 @@ struct World {
     next_gen: u64,
     stop_by: Option<u64>,
     exited: bool,
+    /// systemd was told RELOADING=1 and has not been told READY=1 since.
+    ready_owed: bool,
     /// The latest events, for failure messages.
     log: std::collections::VecDeque<(u64, Event)>,
 }
@@ -87,6 +89,7 @@ impl World {
             next_gen: 1,
             stop_by: None,
             exited: false,
+            ready_owed: false,
             log: Default::default(),
         }
     }
@@ -138,6 +141,8 @@ impl World {
 
     fn react(&mut self, action: Action) {
         match action {
+            Action::Notify(Notice::Reloading) => self.ready_owed = true,
+            Action::Notify(Notice::Ready(_)) => self.ready_owed = false,
             Action::Log(..)
             | Action::Notify(_)
             | Action::ReopenLogs
@@ -395,6 +400,16 @@ impl World {
         assert!(
             !self.broken.contains(&current.spec.id),
             "seed {seed}: a broken generation is current\n{}",
+            self.history()
+        );
+        assert!(
+            current.complete,
+            "seed {seed}: the reload never completed\n{}",
+            self.history()
+        );
+        assert!(
+            !self.ready_owed,
+            "seed {seed}: RELOADING=1 never followed by READY=1\n{}",
             self.history()
         );
         let id = current.spec.id;

@@ -47,14 +47,15 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
         }
     }
     tracing::info!("Booting worker with pid: {pid}");
-    let handler = match boot(&ctx) {
+    let config = serve_config(ctx.settings);
+    let handler = match boot(&ctx, &config) {
         Ok(handler) => handler,
         Err(code) => return code,
     };
     ctx.heartbeats
         .slot(ctx.slot, 0)
         .set_booted(pid, monotonic_ms());
-    match serve_until_stopped(&ctx, handler) {
+    match serve_until_stopped(&ctx, handler, config) {
         Ok(ServeEnd::MaxRequests) => tracing::info!("Autorestarting worker after current request."),
         Ok(ServeEnd::Shutdown) => {}
         Err(error) => {
@@ -72,7 +73,7 @@ fn title(settings: &Settings) -> String {
 }
 
 /// Python, the app and the request handler; Err is the exit code that tells the master why.
-fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
+fn boot(ctx: &WorkerContext<'_>, config: &ServeConfig) -> Result<Arc<dyn Handler>, i32> {
     let settings = ctx.settings;
     start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let loaded;
@@ -93,6 +94,7 @@ fn boot(ctx: &WorkerContext<'_>) -> Result<Arc<dyn Handler>, i32> {
         ctx.heartbeats.clone(),
         ctx.slot,
         access,
+        (config.started.clone(), config.max_requests),
     )))
 }
 
@@ -181,6 +183,7 @@ fn max_requests(settings: &Settings) -> u64 {
 fn serve_until_stopped(
     ctx: &WorkerContext<'_>,
     handler: Arc<dyn Handler>,
+    config: ServeConfig,
 ) -> std::io::Result<ServeEnd> {
     let settings = ctx.settings;
     let listeners = ctx
@@ -189,14 +192,11 @@ fn serve_until_stopped(
         .map(Listener::try_clone)
         .collect::<crate::Result<Vec<_>>>();
     let listeners = listeners.map_err(|e| std::io::Error::other(e.to_string()))?;
-    let config = serve_config(settings);
     let duties = Duties {
         heartbeats: ctx.heartbeats.clone(),
         slot: ctx.slot,
         owner: ctx.owner,
         reload: settings.reload,
-        started: config.started.clone(),
-        max_requests: config.max_requests,
     };
     if config.threads == 1 {
         let runner = Runner::Inline(handler);
@@ -257,8 +257,6 @@ struct Duties {
     owner: u64,
     /// `reload`: stop (and so be replaced with fresh code) when an imported Python file changes.
     reload: bool,
-    started: Arc<AtomicU64>,
-    max_requests: u64,
 }
 
 /// gunicorn's `--reload` for development: polls the files of the imported modules once a second.
@@ -284,22 +282,15 @@ async fn watch_code(stop: watch::Sender<Shutdown>) {
 /// the worker at once, even mid-request (gunicorn's fast stop); USR1 reopens the logs.
 fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     crate::process::exit_on_interrupt_or_quit()
+        .and_then(|()| crate::process::exit_on_second_term())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut term = signal(SignalKind::terminate())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     tokio::spawn(async move {
-        let mut terms = 0u32;
         loop {
             tokio::select! {
-                _ = term.recv() => {
-                    terms += 1;
-                    if terms > 1 {
-                        tracing::info!("Worker exiting at once (second TERM)");
-                        crate::process::exit_immediately(EXIT_OK);
-                    }
-                    let _ = stop.send(Shutdown::Drain);
-                }
+                _ = term.recv() => { let _ = stop.send(Shutdown::Drain); }
                 _ = usr2.recv() => {
                     if *stop.borrow() == Shutdown::Serve {
                         let _ = stop.send(Shutdown::Retire);
@@ -312,8 +303,8 @@ fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Set when the worker decides to stop by itself (code reload); max_requests is read from the
-/// request count.
+/// Set when the worker decides to stop by itself (code reload); max_requests is reported by the
+/// request that reaches it (`observe.rs`), since an inline request keeps the reactor busy.
 static RETIRING_ON_OWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Gives back the heap memory requests freed once the worker has been quiet for a moment.
@@ -338,9 +329,7 @@ async fn beat(duties: Duties) {
     loop {
         tick.tick().await;
         record.beat(monotonic_ms());
-        let limit = duties.max_requests;
-        let served_out = limit > 0 && duties.started.load(Ordering::Relaxed) >= limit;
-        if served_out || RETIRING_ON_OWN.load(Ordering::Relaxed) {
+        if RETIRING_ON_OWN.load(Ordering::Relaxed) {
             record.set_retiring();
         }
         if parent_pid() != master {

@@ -1,6 +1,7 @@
 //! Wraps the app's handler with what the master and the operator see of each request: the
 //! heartbeat record of the running thread (for timeouts that name the request) and the access log.
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -38,6 +39,9 @@ pub struct Observed<H> {
     heartbeats: Arc<Heartbeats>,
     slot: usize,
     access: Option<AccessLog>,
+    /// Requests started so far and the worker's max_requests (0: none).
+    started: Arc<AtomicU64>,
+    max_requests: u64,
 }
 
 impl<H> Observed<H> {
@@ -46,12 +50,15 @@ impl<H> Observed<H> {
         heartbeats: Arc<Heartbeats>,
         slot: usize,
         access: Option<AccessLog>,
+        (started, max_requests): (Arc<AtomicU64>, u64),
     ) -> Self {
         Observed {
             inner,
             heartbeats,
             slot,
             access,
+            started,
+            max_requests,
         }
     }
 }
@@ -64,6 +71,7 @@ impl<H: Handler> Handler for Observed<H> {
                 crate::http::conn::set_wait_hook(on_client_wait);
             }
         });
+        self.report_last_request();
         let record = self
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));
@@ -79,6 +87,18 @@ impl<H: Handler> Handler for Observed<H> {
         record.end(monotonic_ms());
         log_access(access, &finished, &peer, started);
         finished
+    }
+}
+
+impl<H> Observed<H> {
+    /// The worker's last request under max_requests tells the master at once that the worker
+    /// retires, so the master starts its replacement and bounds the rest by graceful_timeout;
+    /// the reactor cannot tell it while an inline request keeps it busy.
+    fn report_last_request(&self) {
+        let limit = self.max_requests;
+        if limit > 0 && self.started.load(Ordering::Relaxed) >= limit {
+            self.heartbeats.slot(self.slot, 0).set_retiring();
+        }
     }
 }
 
