@@ -23,10 +23,11 @@
 //! |---|---|
 //! | HUP: new generation, fallback to the newest that booted | master/model.rs (`new_generation`), master/exits.rs (`boot_failed`), master/converge.rs (`finish_reload`) |
 //! | TERM/INT: bounded stop | master/model.rs (`begin_stop`), master/converge.rs (`converge_stop`) |
-//! | max_requests | http/server.rs (`is_last_request`), worker/mod.rs (`beat` reports it), master/model.rs (`self_retiring`) |
+//! | max_requests | http/server.rs (`is_last_request`), worker/observe.rs (`report_last_request`), master/model.rs (`self_retiring`) |
 //! | timeouts with the request named | master/workers.rs (`find_timeout`), master/model.rs (`timed_out`), heartbeat.rs |
 //! | the zygote link | worker/link.rs (messages), master/zygote.rs, worker/zygote.rs |
-//! | drains (idle and half-sent connections) | http/head_read.rs |
+//! | drains (idle and half-sent connections; a second TERM) | http/head_read.rs, process.rs (`exit_on_second_term`) |
+//! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
 //! | the access log line | logging/access.rs, worker/observe.rs |
 //! | exit codes | error.rs |
 //!

@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::error::EXIT_OK;
 use crate::{Error, Result};
 
 pub enum Forked {
@@ -332,7 +333,7 @@ fn argv_area() -> Option<(usize, usize)> {
 pub fn daemonize() -> Result<()> {
     for step in 0..2 {
         if let Forked::Parent { .. } = fork()? {
-            exit_immediately(0);
+            exit_immediately(EXIT_OK);
         }
         if step == 0 {
             nix::unistd::setsid().map_err(|e| Error::io("setsid", e.into()))?;
@@ -357,7 +358,9 @@ pub fn exit_on_interrupt_or_quit() -> Result<()> {
     for signal in [Signal::SIGINT, Signal::SIGQUIT] {
         // SAFETY: the action only calls _exit, which is async-signal-safe.
         unsafe {
-            signal_hook::low_level::register(signal as i32, || signal_hook::low_level::exit(0))
+            signal_hook::low_level::register(signal as i32, || {
+                signal_hook::low_level::exit(EXIT_OK)
+            })
         }
         .map_err(|e| Error::io("install a signal handler", e))?;
     }
@@ -370,7 +373,7 @@ pub fn exit_on_second_term() -> Result<()> {
     let drained = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let term = Signal::SIGTERM as i32;
     // Registered first, so it runs first: it sees the flag only from the second TERM on.
-    signal_hook::flag::register_conditional_shutdown(term, 0, drained.clone())
+    signal_hook::flag::register_conditional_shutdown(term, EXIT_OK, drained.clone())
         .and_then(|_| signal_hook::flag::register(term, drained))
         .map_err(|e| Error::io("install a signal handler", e))?;
     Ok(())

@@ -123,6 +123,9 @@ def test_hup_sends_reloading_with_monotonic_usec_then_ready(start_server, notify
     assert before <= stamp <= received, (before, stamp, received)
     ready, _, _ = notify.wait_for("READY", after=reloading + 1)
     assert ready > reloading
+    # READY=1 comes once the new workers serve, when the reload is complete (model_tests has the
+    # order of the two); the log line is read from a pipe, so it may arrive a moment later.
+    srv.wait_for(r"reload complete", after=mark, timeout=5)
     new_boot = srv.wait_for(BOOT_RE.pattern, after=mark)[0]
     assert int(new_boot.group(2)) not in old_workers
     assert srv.get("/hello").body == b"hello world"

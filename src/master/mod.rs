@@ -8,6 +8,8 @@ mod exits;
 mod model;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod model_world;
 mod observe;
 mod reexec;
 mod signals;

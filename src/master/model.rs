@@ -175,7 +175,6 @@ impl Model {
             Signal::SIGTERM => self.begin_stop(Signal::SIGTERM, now),
             Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(Signal::SIGQUIT, now),
             Signal::SIGHUP if running => {
-                self.announced = None;
                 self.out.push(Action::Notify(Notice::Reloading));
                 self.out.push(Action::ReadConfig);
             }
@@ -243,6 +242,8 @@ impl Model {
             }
         }
         self.generations.push(Generation::new(spec));
+        // READY=1 again once the new generation serves (RELOADING=1 was sent at the HUP).
+        self.announced = None;
         self.boot_failures = 0;
         self.next_spawn_ms = 0;
     }

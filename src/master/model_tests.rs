@@ -1,453 +1,13 @@
-//! Tests of the master's model: named scenarios, and seeded random event sequences against a
-//! simulated world of processes, with the invariants checked after every step and convergence
-//! checked once the events stop. Never touches a real process.
-use std::collections::{BTreeMap, HashMap, HashSet};
-
+//! Tests of the master's model: seeded random event sequences against the simulated world of
+//! `model_world.rs`, and named regression tests, each the shrunk sequence of a failure that the
+//! random sequences or the binary found. Never touches a real process.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event, GenSpec, Notice};
-use super::model::{Model, Phase, STOP_MARGIN_MS};
+use super::events::{Action, Event};
+use super::model::{Model, STOP_MARGIN_MS};
+use super::model_world::{spec, World, GRACEFUL_MS};
 use super::workers::WorkerState;
 use crate::process::ExitStatus;
-
-const GRACEFUL_MS: u64 = 3_000;
-
-fn spec(id: u64, workers: usize, zygote: bool) -> GenSpec {
-    GenSpec {
-        id,
-        workers,
-        graceful_ms: GRACEFUL_MS,
-        slots: workers + 4,
-        zygote,
-    }
-}
-
-/// xorshift64*: enough randomness for event sequences, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Worker,
-    Zygote,
-    Reexec,
-    /// A worker whose fork answer was lost: the master never knew its pid.
-    Ghost,
-}
-
-/// The processes the model's actions created, and what they will do when.
-struct World {
-    model: Model,
-    rng: Rng,
-    now: u64,
-    next_pid: i32,
-    kinds: HashMap<i32, (Kind, u64)>,
-    /// Generations whose code or config cannot boot.
-    broken: HashSet<u64>,
-    /// Events the world will deliver, by time.
-    later: BTreeMap<(u64, u64), Event>,
-    seq: u64,
-    reaped: HashSet<i32>,
-    /// Highest state each worker pid reached, to prove no worker goes back.
-    seen: HashMap<i32, WorkerState>,
-    next_gen: u64,
-    stop_by: Option<u64>,
-    exited: bool,
-    /// systemd was told RELOADING=1 and has not been told READY=1 since.
-    ready_owed: bool,
-    /// The latest events, for failure messages.
-    log: std::collections::VecDeque<(u64, Event)>,
-}
-
-impl World {
-    fn new(seed: u64, workers: usize, zygote: bool) -> Self {
-        World {
-            model: Model::new(spec(0, workers, zygote)),
-            rng: Rng(seed.wrapping_mul(2_654_435_761).max(1)),
-            now: 1_000,
-            next_pid: 100,
-            kinds: HashMap::new(),
-            broken: HashSet::new(),
-            later: BTreeMap::new(),
-            seq: 0,
-            reaped: HashSet::new(),
-            seen: HashMap::new(),
-            next_gen: 1,
-            stop_by: None,
-            exited: false,
-            ready_owed: false,
-            log: Default::default(),
-        }
-    }
-
-    fn at(&mut self, delay: u64, event: Event) {
-        self.seq += 1;
-        self.later.insert((self.now + delay, self.seq), event);
-    }
-
-    fn spawn(&mut self, kind: Kind, generation: u64) -> i32 {
-        self.next_pid += 1;
-        self.kinds.insert(self.next_pid, (kind, generation));
-        self.next_pid
-    }
-
-    /// The process ends after `delay`, unless it already has an end scheduled sooner.
-    fn end(&mut self, pid: i32, delay: u64, status: ExitStatus) {
-        let scheduled = self
-            .later
-            .values()
-            .any(|e| matches!(e, Event::Exited { pid: p, .. } if *p == pid));
-        if !scheduled && self.kinds.contains_key(&pid) {
-            self.at(delay, Event::Exited { pid, status });
-        }
-    }
-
-    fn history(&self) -> String {
-        let lines = self.log.iter().map(|(at, event)| format!("{at} {event:?}"));
-        lines.collect::<Vec<_>>().join("\n")
-    }
-
-    fn step(&mut self, event: Event) {
-        if event != Event::Tick {
-            if self.log.len() == 200 {
-                self.log.pop_front();
-            }
-            self.log.push_back((self.now, event.clone()));
-        }
-        if let Event::Exited { pid, .. } = event {
-            self.kinds.remove(&pid);
-            self.reaped.insert(pid);
-        }
-        let actions = self.model.step(event, self.now);
-        self.check(&actions);
-        for action in actions {
-            self.react(action);
-        }
-    }
-
-    fn react(&mut self, action: Action) {
-        match action {
-            Action::Notify(Notice::Reloading) => self.ready_owed = true,
-            Action::Notify(Notice::Ready(_)) => self.ready_owed = false,
-            Action::Log(..)
-            | Action::Notify(_)
-            | Action::ReopenLogs
-            | Action::DropGeneration { .. } => {}
-            Action::ReexecEnded { .. } => {}
-            Action::ReadConfig => self.read_config(),
-            Action::StartZygote { generation } => {
-                let pid = self.spawn(Kind::Zygote, generation);
-                self.step(Event::ZygoteStarted { generation, pid });
-                if self.broken.contains(&generation) {
-                    self.end(pid, 30, ExitStatus::Code(4));
-                } else {
-                    self.at(30, Event::ZygoteReady { generation });
-                }
-            }
-            Action::Fork { generation, slot } => self.fork(generation, slot),
-            Action::Signal { pid, signal } => self.signalled(pid, signal),
-            Action::Kill { pid } | Action::KillZygote { pid } => {
-                self.end(pid, 1, ExitStatus::Signal(9))
-            }
-            Action::Reexec => {
-                let pid = self.spawn(Kind::Reexec, 0);
-                self.step(Event::ReexecStarted { pid });
-                let delay = 100 + self.rng.below(3_000);
-                self.end(pid, delay, ExitStatus::Code(0));
-            }
-            Action::Exit { .. } => self.exited = true,
-        }
-    }
-
-    fn read_config(&mut self) {
-        let roll = self.rng.below(10);
-        if roll < 2 {
-            return self.step(Event::Reloaded(Err("bad value".into())));
-        }
-        let id = self.next_gen;
-        self.next_gen += 1;
-        if roll < 5 {
-            self.broken.insert(id);
-        }
-        let workers = 1 + self.rng.below(3) as usize;
-        let zygote = self.model.current().spec.zygote;
-        self.step(Event::Reloaded(Ok(spec(id, workers, zygote))));
-    }
-
-    fn fork(&mut self, generation: u64, slot: usize) {
-        let roll = self.rng.below(100);
-        if roll < 4 {
-            let ghost = self.spawn(Kind::Ghost, generation);
-            self.end(ghost, 1_000, ExitStatus::Code(0));
-            let error = "no answer".into();
-            return self.step(Event::ForkFailed {
-                generation,
-                slot,
-                zygote_lost: true,
-                error,
-            });
-        }
-        if roll < 6 {
-            let error = "EAGAIN".into();
-            return self.step(Event::ForkFailed {
-                generation,
-                slot,
-                zygote_lost: false,
-                error,
-            });
-        }
-        let pid = self.spawn(Kind::Worker, generation);
-        self.step(Event::Forked {
-            generation,
-            slot,
-            pid,
-        });
-        let broken = self.broken.contains(&generation) && !self.model.current().spec.zygote;
-        if broken || roll < 8 {
-            let status = if broken {
-                ExitStatus::Code(4)
-            } else {
-                ExitStatus::Signal(11)
-            };
-            self.end(pid, 20, status);
-        } else {
-            let delay = 5 + self.rng.below(50);
-            self.at(delay, Event::Booted { pid });
-        }
-    }
-
-    fn signalled(&mut self, pid: i32, signal: Signal) {
-        let hangs = self.rng.chance(15);
-        let status = match signal {
-            Signal::SIGTERM | Signal::SIGUSR2 | Signal::SIGQUIT => ExitStatus::Code(0),
-            Signal::SIGABRT => ExitStatus::Signal(6),
-            _ => return,
-        };
-        if !hangs {
-            let delay = self.rng.below(GRACEFUL_MS * 3 / 2);
-            self.end(pid, delay, status);
-        }
-    }
-
-    /// What the outside world does at random: signals, crashes, kills, timeouts, max_requests.
-    fn poke(&mut self) {
-        let workers: Vec<i32> = self
-            .model
-            .workers()
-            .filter(|w| w.is_active())
-            .map(|w| w.pid)
-            .collect();
-        let any = |rng: &mut Rng| {
-            workers
-                .get(rng.below(workers.len() as u64) as usize)
-                .copied()
-        };
-        let signals = [
-            Signal::SIGHUP,
-            Signal::SIGTTIN,
-            Signal::SIGTTOU,
-            Signal::SIGUSR2,
-            Signal::SIGWINCH,
-            Signal::SIGUSR1,
-        ];
-        match self.rng.below(100) {
-            0..=24 => {
-                let signal = signals[self.rng.below(signals.len() as u64) as usize];
-                self.step(Event::Signal(signal));
-            }
-            25..=34 => {
-                if let Some(pid) = any(&mut self.rng) {
-                    self.end(pid, 0, ExitStatus::Signal(11));
-                }
-            }
-            35..=39 => {
-                let zygote = self
-                    .model
-                    .generations
-                    .iter()
-                    .filter_map(|g| g.zygote.pid())
-                    .next();
-                if let Some(pid) = zygote {
-                    self.end(pid, 0, ExitStatus::Signal(9));
-                }
-            }
-            40..=49 => {
-                if let Some(pid) = any(&mut self.rng) {
-                    self.step(Event::SelfRetiring { pid });
-                    let delay = self.rng.below(GRACEFUL_MS * 2);
-                    self.end(pid, delay, ExitStatus::Code(0));
-                }
-            }
-            50..=54 => {
-                if let Some(pid) = any(&mut self.rng) {
-                    self.step(Event::TimedOut {
-                        pid,
-                        reason: "request ran too long".into(),
-                    });
-                }
-            }
-            55 => self.stop(Signal::SIGTERM),
-            56 => self.stop(Signal::SIGINT),
-            _ => {}
-        }
-    }
-
-    fn stop(&mut self, signal: Signal) {
-        if self.stop_by.is_none() && self.model.phase == Phase::Running {
-            let graceful = self.model.current().spec.graceful_ms;
-            self.stop_by = Some(self.now + graceful + STOP_MARGIN_MS);
-        }
-        self.step(Event::Signal(signal));
-    }
-
-    /// Time moves on by `ms`, delivering what falls due and a tick at least every 100 ms.
-    fn advance(&mut self, ms: u64) {
-        let end = self.now + ms;
-        while self.now < end && !self.exited {
-            let due = self.later.keys().next().copied().filter(|(t, _)| *t <= end);
-            match due {
-                Some(key) if key.0 <= self.now + 100 => {
-                    let event = self.later.remove(&key).expect("due");
-                    self.now = self.now.max(key.0);
-                    self.step(event);
-                }
-                _ => {
-                    self.now = (self.now + 100).min(end);
-                    self.step(Event::Tick);
-                }
-            }
-        }
-    }
-
-    fn check(&mut self, actions: &[Action]) {
-        let mut seen = std::mem::take(&mut self.seen);
-        let context = || self.history();
-        assert_eq!(self.model.check(), Ok(()), "model invariant\n{}", context());
-        for worker in self.model.workers() {
-            assert!(
-                !self.reaped.contains(&worker.pid),
-                "tracks reaped pid {}\n{}",
-                worker.pid,
-                context()
-            );
-            let before = seen.insert(worker.pid, worker.state);
-            if let Some(before) = before {
-                let rank = |s: WorkerState| match s {
-                    WorkerState::Booting => 0,
-                    WorkerState::Serving => 1,
-                    WorkerState::Retiring { .. } => 2,
-                    WorkerState::Killed => 3,
-                };
-                assert!(
-                    rank(worker.state) >= rank(before),
-                    "worker {} went back from {before:?} to {:?}\n{}",
-                    worker.pid,
-                    worker.state,
-                    context()
-                );
-            }
-        }
-        let current = self.model.current().spec.id;
-        for action in actions {
-            if let Action::Fork { generation, .. } = action {
-                assert_eq!(
-                    *generation,
-                    current,
-                    "fork for a generation that is not current\n{}",
-                    context()
-                );
-                assert_eq!(self.model.phase, Phase::Running, "fork while stopping");
-            }
-        }
-        if let Some(stop_by) = self.stop_by {
-            assert!(
-                self.exited || self.now <= stop_by + 100,
-                "still running {} ms after the stop deadline\n{}",
-                self.now - stop_by,
-                context()
-            );
-        }
-        self.seen = seen;
-    }
-
-    /// With no more outside events, the model must settle on the current generation alone.
-    fn assert_converged(&mut self, seed: u64) {
-        self.advance(60_000);
-        if self.stop_by.is_some() {
-            return assert!(self.exited, "seed {seed}: a stopped server did not exit");
-        }
-        assert!(
-            !self.exited,
-            "seed {seed}: exited without a stop; {}",
-            self.history()
-        );
-        let current = self.model.current();
-        let target = current.target;
-        assert!(
-            !self.broken.contains(&current.spec.id),
-            "seed {seed}: a broken generation is current\n{}",
-            self.history()
-        );
-        assert!(
-            current.complete,
-            "seed {seed}: the reload never completed\n{}",
-            self.history()
-        );
-        assert!(
-            !self.ready_owed,
-            "seed {seed}: RELOADING=1 never followed by READY=1\n{}",
-            self.history()
-        );
-        let id = current.spec.id;
-        let workers: Vec<_> = self.model.workers().collect();
-        let serving = workers
-            .iter()
-            .filter(|w| w.generation == id && w.state == WorkerState::Serving)
-            .count();
-        assert_eq!(
-            serving, target,
-            "seed {seed}: serving workers of generation {id}\n{:?}",
-            workers
-        );
-        assert_eq!(
-            workers.len(),
-            target,
-            "seed {seed}: workers left of older generations\n{:?}",
-            workers
-        );
-        // An older generation may stay only as the fallback of a current one that never booted
-        // (after WINCH it has nothing to boot), and then with no process.
-        let (older, _) = self
-            .model
-            .generations
-            .split_at(self.model.generations.len() - 1);
-        let idle = older.iter().all(|g| g.zygote.pid().is_none());
-        let kept = older.is_empty() || (older.len() == 1 && !current.booted && target == 0);
-        assert!(
-            kept && idle,
-            "seed {seed}: older generations left: {older:?}"
-        );
-        // A zygote killed while nothing was missing is only replaced when a worker is needed.
-        assert!(
-            self.model.dying_zygotes.is_empty(),
-            "seed {seed}: unreaped zygotes"
-        );
-    }
-}
 
 fn run_sequence(seed: u64, zygote: bool) {
     let mut world = World::new(seed, 1 + (seed % 3) as usize, zygote);
@@ -576,4 +136,207 @@ fn only_forks(actions: Vec<Action>) -> Vec<Action> {
         .into_iter()
         .filter(|a| matches!(a, Action::Fork { .. }))
         .collect()
+}
+
+/// A model driven by hand, one event at a time; every fork is answered at once with a new pid.
+struct Script {
+    model: Model,
+    now: u64,
+    next_pid: i32,
+    seen: Vec<Action>,
+}
+
+impl Script {
+    fn new(workers: usize) -> Self {
+        let mut script = Script {
+            model: Model::new(spec(0, workers, false)),
+            now: 1_000,
+            next_pid: 100,
+            seen: Vec::new(),
+        };
+        script.step(Event::Tick);
+        script
+    }
+
+    fn step(&mut self, event: Event) {
+        let mut queue = std::collections::VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            for action in self.model.step(event, self.now) {
+                if let Action::Fork { generation, slot } = action {
+                    self.next_pid += 1;
+                    queue.push_back(Event::Forked {
+                        generation,
+                        slot,
+                        pid: self.next_pid,
+                    });
+                }
+                self.seen.push(action);
+            }
+        }
+    }
+
+    /// Actions since the last call.
+    fn take(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.seen)
+    }
+
+    fn pids(&self, generation: u64, state: fn(&WorkerState) -> bool) -> Vec<i32> {
+        let workers = self.model.workers();
+        let of = workers.filter(|w| w.generation == generation && state(&w.state));
+        of.map(|w| w.pid).collect()
+    }
+
+    fn boot(&mut self, generation: u64) {
+        for pid in self.pids(generation, |s| *s == WorkerState::Booting) {
+            self.step(Event::Booted { pid });
+        }
+    }
+
+    fn exit(&mut self, pid: i32, status: ExitStatus) {
+        self.step(Event::Exited { pid, status });
+    }
+
+    fn reload(&mut self, id: u64, workers: usize) {
+        self.step(Event::Signal(Signal::SIGHUP));
+        self.step(Event::Reloaded(Ok(spec(id, workers, false))));
+    }
+
+    fn logged(actions: &[Action], text: &str) -> bool {
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Log(_, line) if line.contains(text)))
+    }
+}
+
+fn retiring(state: &WorkerState) -> bool {
+    matches!(state, WorkerState::Retiring { .. })
+}
+
+#[test]
+fn a_booted_generation_with_no_workers_is_still_the_fallback() {
+    // Found by the random sequences: after WINCH the booted generation had no process left and
+    // was dropped, so a HUP to broken code stopped the server instead of falling back.
+    let mut script = Script::new(1);
+    script.boot(0);
+    script.step(Event::Signal(Signal::SIGWINCH));
+    let [pid] = script.pids(0, retiring)[..] else {
+        panic!("WINCH retires the worker")
+    };
+    script.exit(pid, ExitStatus::Code(0));
+    script.reload(1, 1);
+    let [new] = script.pids(1, |_| true)[..] else {
+        panic!("the reload forks a worker")
+    };
+    script.take();
+    script.exit(new, ExitStatus::Code(4));
+    let actions = script.take();
+    assert!(!actions.iter().any(|a| matches!(a, Action::Exit { .. })));
+    assert!(Script::logged(
+        &actions,
+        "the previous workers keep serving"
+    ));
+    assert_eq!(script.model.current().spec.id, 0);
+}
+
+#[test]
+fn a_worker_retired_before_it_booted_still_fails_its_generation() {
+    // Found by the random sequences: TTOU retired a worker of a reload to broken code before it
+    // booted; its exit (code 4) was taken for a retirement, not for the failed boot it was.
+    let mut script = Script::new(1);
+    script.boot(0);
+    script.reload(1, 2);
+    script.step(Event::Signal(Signal::SIGTTOU));
+    let [retired] = script.pids(1, retiring)[..] else {
+        panic!("TTOU retires one of the booting workers")
+    };
+    script.take();
+    script.exit(retired, ExitStatus::Code(4));
+    let actions = script.take();
+    assert!(Script::logged(
+        &actions,
+        "the previous workers keep serving"
+    ));
+    assert_eq!(script.model.current().spec.id, 0);
+}
+
+#[test]
+fn a_worker_that_booted_and_retired_between_two_looks_is_no_failed_boot() {
+    // Found by the random sequences: a worker that booted, reached max_requests and exited
+    // between two looks of the master was counted as a failed boot and slowed the respawns.
+    let mut script = Script::new(1);
+    let [pid] = script.pids(0, |_| true)[..] else {
+        panic!("one worker")
+    };
+    script.step(Event::SelfRetiring { pid });
+    script.step(Event::Booted { pid });
+    script.take();
+    script.exit(pid, ExitStatus::Code(0));
+    let actions = script.take();
+    assert!(!Script::logged(&actions, "failed to boot"), "{actions:?}");
+    assert_eq!(script.model.boot_failures, 0, "no back-off");
+    assert_eq!(
+        script.pids(0, |_| true).len(),
+        1,
+        "replaced when it retired"
+    );
+}
+
+#[test]
+fn a_reload_owes_systemd_ready_again() {
+    // Found by CI (test_systemd): RELOADING=1 was never followed by READY=1.
+    let mut script = Script::new(1);
+    script.boot(0);
+    script.take();
+    script.reload(1, 1);
+    let ready = |a: &Action| matches!(a, Action::Notify(super::events::Notice::Ready(_)));
+    assert!(
+        !script.take().iter().any(ready),
+        "not before the new workers serve"
+    );
+    script.boot(1);
+    assert!(script.take().iter().any(ready));
+}
+
+#[test]
+fn a_failed_reload_with_no_workers_still_answers_ready() {
+    // Found by the random sequences (seed 28): after WINCH, a reload to broken code fell back
+    // to a generation with no workers and READY=1 waited for a worker that never came.
+    let mut script = Script::new(1);
+    script.boot(0);
+    script.step(Event::Signal(Signal::SIGWINCH));
+    let [pid] = script.pids(0, retiring)[..] else {
+        panic!("WINCH retires the worker")
+    };
+    script.exit(pid, ExitStatus::Code(0));
+    script.reload(1, 1);
+    let [new] = script.pids(1, |_| true)[..] else {
+        panic!("the reload forks a worker")
+    };
+    script.take();
+    script.exit(new, ExitStatus::Code(4));
+    let actions = script.take();
+    let ready = |a: &Action| matches!(a, Action::Notify(super::events::Notice::Ready(_)));
+    assert!(actions.iter().any(ready), "{actions:?}");
+}
+
+#[test]
+fn a_reload_completes_when_no_old_worker_is_left() {
+    // Found by the chaos test: the old workers all reached max_requests before the new ones
+    // booted, and the reload was never reported complete.
+    let mut script = Script::new(1);
+    script.boot(0);
+    let [old] = script.pids(0, |_| true)[..] else {
+        panic!("one worker")
+    };
+    script.reload(1, 1);
+    script.step(Event::SelfRetiring { pid: old });
+    script.exit(old, ExitStatus::Code(0));
+    script.take();
+    script.boot(1);
+    let actions = script.take();
+    assert!(Script::logged(
+        &actions,
+        "reload complete; retiring 0 old workers"
+    ));
+    assert!(script.model.current().complete);
 }
