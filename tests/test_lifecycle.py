@@ -117,7 +117,7 @@ def test_max_requests_recycles_the_worker(start_server):
     srv = start_server("basic", "--max-requests", "2")
     pids = [srv.json("/pid")["pid"] for _ in range(5)]
     assert len(set(pids)) >= 2
-    assert len(srv.worker_pids(alive_only=False)) >= 2
+    wait_until(lambda: len(srv.worker_pids(alive_only=False)) >= 2, 10, message="two boot lines")
 
 
 def test_preload_serves(start_server):
