@@ -10,7 +10,8 @@
 //! http      request-head parser, body framing, response framing, the per-worker reactor
 //! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams
 //! sockets   OS: bind/inherit listeners, accept without the reactor, blocking I/O with deadlines
-//! process   OS: fork, signals to children, waitpid, shared memory, process title
+//! process   OS: fork, signals to children, waitpid, shared memory, process title, the zygote
+//!           link's message pipes (frames.rs)
 //! pidfile   OS: the master's pid file, written atomically, `.oldbin` on USR2, removed on exit
 //! privileges OS: user/group lookup, workers' privilege drop, umask, socket file owner and mode
 //! systemd   OS: sd_notify (READY, RELOADING, STOPPING, STATUS, WATCHDOG, MAINPID), LISTEN_FDS

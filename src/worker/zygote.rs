@@ -43,6 +43,11 @@ pub fn run(ctx: ZygoteContext<'_>, link: ZygoteLink) -> i32 {
     if link.replies.send(&Reply::Ready.encode()).is_err() {
         return WORKER_BOOT_ERROR;
     }
+    serve_fork_requests(&ctx, &app, link)
+}
+
+/// Answers fork requests until the master closes the link; never returns in a forked worker.
+fn serve_fork_requests(ctx: &ZygoteContext<'_>, app: &App, link: ZygoteLink) -> i32 {
     loop {
         let request = match link.requests.receive(Duration::from_secs(3600)) {
             Ok(frame) => ForkRequest::decode(&frame),
@@ -60,7 +65,7 @@ pub fn run(ctx: ZygoteContext<'_>, link: ZygoteLink) -> i32 {
                 // The worker must not hold the zygote's link open: the master reads end of file
                 // on it only once the zygote itself is gone.
                 drop(link);
-                become_worker(&ctx, &app, request)
+                become_worker(ctx, app, request)
             }
             Ok(Forked::Parent { child }) => Reply::Forked {
                 id: request.id,
