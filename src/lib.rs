@@ -4,8 +4,9 @@
 //! main.rs   CLI -> config::load -> logging::init -> master::run; Error -> message + exit code
 //! config    clap + TOML + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
 //! logging   gunicorn-style error log (tracing) and access log formatting
-//! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs), the loop
-//!           observes (observe.rs) and acts (effects.rs, zygote.rs, spawn.rs); no tokio, no Python
+//! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs;
+//!           invariants.rs checks it), the loop observes (observe.rs) and acts (effects.rs,
+//!           zygote.rs, spawn.rs); no tokio, no Python
 //! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
 //! http      request-head parser, body framing, response framing, the per-worker reactor
 //! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams

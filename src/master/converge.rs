@@ -1,8 +1,6 @@
 //! The model's duties between events: kill what is past its deadline, finish a reload once the
 //! new generation serves, retire the excess, fork what is missing, tell systemd, and end a stop.
-//! Also the small helpers and the invariants (`check`). Pure, like `model.rs`.
-use std::collections::HashSet;
-
+//! Also the small helpers; the invariants are in `invariants.rs`. Pure, like `model.rs`.
 use nix::sys::signal::Signal;
 
 use super::events::{Action, Level, Notice};
@@ -257,50 +255,6 @@ impl Model {
             wakes.push(self.next_spawn_ms);
         }
         wakes.into_iter().min()
-    }
-
-    /// The model's invariants; Err names the first one broken.
-    pub fn check(&self) -> Result<(), String> {
-        let mut pids = HashSet::new();
-        let zygotes = self.generations.iter().filter_map(|g| g.zygote.pid());
-        let all = self
-            .workers
-            .iter()
-            .map(|w| w.pid)
-            .chain(zygotes)
-            .chain(self.dying_zygotes.iter().copied());
-        for pid in all.chain(self.reexec) {
-            if !pids.insert(pid) {
-                return Err(format!("pid {pid} is tracked twice"));
-            }
-        }
-        let ids: Vec<u64> = self.generations.iter().map(|g| g.spec.id).collect();
-        if ids.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!("generations out of order: {ids:?}"));
-        }
-        let (older, _) = self.generations.split_at(self.generations.len() - 1);
-        if let Some(g) = older.iter().find(|g| !g.booted) {
-            return Err(format!(
-                "generation {} never booted and is not current",
-                g.spec.id
-            ));
-        }
-        for w in self.workers.iter().filter(|w| w.is_active()) {
-            if !ids.contains(&w.generation) {
-                return Err(format!(
-                    "active worker {} of dropped generation {}",
-                    w.pid, w.generation
-                ));
-            }
-        }
-        let mut slots = HashSet::new();
-        let held = self.workers.iter().map(|w| (w.generation, w.slot));
-        for slot in held.chain(self.pending.iter().copied()) {
-            if !slots.insert(slot) {
-                return Err(format!("slot {slot:?} held twice"));
-            }
-        }
-        Ok(())
     }
 
     // --- small helpers ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ mod converge;
 mod effects;
 mod events;
 mod exits;
+mod invariants;
 mod model;
 #[cfg(test)]
 mod model_tests;

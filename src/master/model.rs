@@ -100,7 +100,7 @@ impl Model {
         if self.phase != Phase::Exited {
             self.handle(event, now);
             self.converge(now);
-            debug_assert_eq!(self.check(), Ok(()), "after a step at {now}");
+            debug_assert_eq!(self.check(now), Ok(()), "after a step at {now}");
         }
         std::mem::take(&mut self.out)
     }

@@ -336,7 +336,12 @@ impl World {
     fn check(&mut self, actions: &[Action]) {
         let mut seen = std::mem::take(&mut self.seen);
         let context = || self.history();
-        assert_eq!(self.model.check(), Ok(()), "model invariant\n{}", context());
+        assert_eq!(
+            self.model.check(self.now),
+            Ok(()),
+            "model invariant\n{}",
+            context()
+        );
         for worker in self.model.workers() {
             assert!(
                 !self.reaped.contains(&worker.pid),
