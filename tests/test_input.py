@@ -120,7 +120,7 @@ def test_big_upload_streams_without_buffering(start_server, framing):
     srv.json("/consume", method="POST", body=b"warm-up" * 1000)  # app imported, buffers allocated
     before = proc_kib(worker, "VmHWM")
     total, block = 256 * 1024 * 1024, pattern(1024 * 1024, 2)
-    conn = srv.connection(timeout=60)
+    conn = srv.connection(timeout=30)
     try:
         if framing == "length":
             conn.request("POST", "/consume?chunk=262144", body=_body_source(total, block),
