@@ -1,7 +1,9 @@
 //! rgunicorn: a pre-fork HTTP/1.1 server for Python WSGI apps; this file is the module map only.
 //!
 //! ```text
-//! main.rs   CLI -> config::load -> logging::init -> master::run; Error -> message + exit code
+//! main.rs   the cargo binary: argv -> cli::run
+//! cli       argv -> config::load -> logging::init -> master::run; Error -> message + exit code;
+//!           shared by main.rs and the wheel's `main(argv)` (wsgi/module.rs)
 //! config    clap + TOML + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
 //! logging   gunicorn-style error log (tracing) and access log formatting
 //! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs;
@@ -36,6 +38,7 @@
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

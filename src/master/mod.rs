@@ -77,6 +77,7 @@ impl Table {
 struct Launch {
     argv: Vec<OsString>,
     env: Environment,
+    program: crate::cli::Program,
     /// The directory rgunicorn was started in: relative paths given on the command line are
     /// resolved against it, also on reload after chdir.
     dir: PathBuf,
@@ -105,7 +106,12 @@ struct Arbiter {
 }
 
 /// Runs the server until it is told to stop; returns the process exit code.
-pub fn run(settings: Settings, argv: Vec<OsString>, env: Environment) -> Result<i32> {
+pub fn run(
+    settings: Settings,
+    argv: Vec<OsString>,
+    env: Environment,
+    program: crate::cli::Program,
+) -> Result<i32> {
     tracing::info!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION"));
     let dir = std::env::current_dir().map_err(|e| Error::io("read working directory", e))?;
     let settings = resolve_paths(settings, &dir)?;
@@ -129,7 +135,12 @@ pub fn run(settings: Settings, argv: Vec<OsString>, env: Environment) -> Result<
         tables: vec![table],
         zygotes: Vec::new(),
         signals: Some(SignalQueue::install()?),
-        launch: Launch { argv, env, dir },
+        launch: Launch {
+            argv,
+            env,
+            program,
+            dir,
+        },
         listeners: prepared.listeners,
         preloaded,
         next_request: 1,

@@ -65,7 +65,6 @@ impl Arbiter {
     }
 
     fn spawn_new_master(&mut self) -> Result<i32> {
-        let exe = std::env::current_exe().map_err(|e| Error::io("find the rgunicorn binary", e))?;
         let fds: Vec<String> = self
             .listeners
             .iter()
@@ -74,10 +73,10 @@ impl Arbiter {
         for listener in &self.listeners {
             listener.set_inheritable(true)?;
         }
-        let args = self.launch.argv.iter().skip(1);
+        let program = &self.launch.program;
         // The new master pings the watchdog itself once systemd follows its MAINPID=.
-        let spawned = Command::new(exe)
-            .args(args)
+        let spawned = Command::new(&program.executable)
+            .args(&program.args)
             .current_dir(&self.launch.dir)
             .env(FDS_VAR, fds.join(","))
             .env(UPGRADE_VAR, "1")

@@ -1,5 +1,5 @@
 //! Forking one worker directly from the master (preload_app, or reload where every worker imports
-//! fresh code): the signal mask around fork, CPython's fork hooks with preload_app, and the
+//! fresh code): the signal mask around fork, CPython's fork hooks when the master has Python, and the
 //! child's path into `worker::run`, from which it never returns.
 use super::events::Event;
 use super::{signals, Arbiter};
@@ -10,10 +10,7 @@ use crate::wsgi;
 impl Arbiter {
     pub(super) fn fork_directly(&mut self, generation: u64, slot: usize, owner: u64) -> Event {
         let mask = signals::block_all();
-        let forked = match &self.preloaded {
-            Some(_) => wsgi::fork_with_python(process::fork, |r| matches!(r, Ok(Forked::Child))),
-            None => process::fork(),
-        };
+        let forked = wsgi::fork_with_python(process::fork, |r| matches!(r, Ok(Forked::Child)));
         match forked {
             Ok(Forked::Child) => self.become_worker(generation, slot, owner),
             Ok(Forked::Parent { child }) => {

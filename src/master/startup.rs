@@ -21,7 +21,7 @@ pub(super) struct Prepared {
 
 pub(super) fn prepare(settings: &Settings) -> Result<Prepared> {
     if settings.daemon {
-        crate::process::daemonize()?;
+        crate::wsgi::fork_with_python(crate::process::daemonize, Result::is_ok)?;
     }
     privileges::set_umask(settings.umask);
     let identity = privileges::resolve(settings.user.as_deref(), settings.group.as_deref())?;

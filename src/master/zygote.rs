@@ -9,7 +9,7 @@ use super::{signals, Arbiter};
 use crate::process::{self, frame_pipe, Forked, FrameReader, FrameWriter, Receive};
 use crate::worker::link::{ForkRequest, Reply};
 use crate::worker::zygote::{self as child, ZygoteContext, ZygoteLink};
-use crate::Result;
+use crate::{wsgi, Result};
 
 /// How long the master waits for the zygote to answer a fork request (it forks in milliseconds).
 const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,7 +103,7 @@ impl Arbiter {
         let (requests_read, requests) = frame_pipe()?;
         let (replies, replies_write) = frame_pipe()?;
         let mask = signals::block_all();
-        let forked = process::fork();
+        let forked = wsgi::fork_with_python(process::fork, |r| matches!(r, Ok(Forked::Child)));
         if let Ok(Forked::Child) = forked {
             drop((requests, replies));
             self.become_child();

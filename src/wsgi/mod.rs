@@ -7,6 +7,7 @@ mod environ_strings;
 mod file_wrapper;
 mod handler;
 mod interpreter;
+mod module;
 mod proxy;
 mod spares;
 mod start_response;
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 pub use app::load_app;
 pub use environ::EnvironSettings;
 pub use handler::WsgiHandler;
-pub use interpreter::{fork_with_python, hold_thread_state, initialize, PythonSetup, BUILD_PYTHON};
+pub use interpreter::{fork_with_python, hold_thread_state, initialize, is_running, PythonSetup};
 pub use proxy::TrustedPeers;
 
 use crate::{Error, Result};

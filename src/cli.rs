@@ -1,0 +1,48 @@
+//! The command line, shared by the cargo binary (main.rs) and the wheel's `main(argv)`
+//! (wsgi/module.rs): loads the settings, answers --check-config and --print-config, starts logging
+//! and runs the master. The only place that turns an Error into a message and an exit code; never
+//! forks or binds itself.
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::config::{self, Action, Environment};
+use crate::{logging, master, Result};
+
+/// How to start this program again with the same arguments (USR2): the cargo binary, or the
+/// wheel's Python interpreter with the command line it was given (`sys.orig_argv`).
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub executable: PathBuf,
+    /// The arguments after the executable's own name.
+    pub args: Vec<OsString>,
+}
+
+/// Runs rgunicorn with `argv` (program name first); returns the process exit code.
+pub fn run(argv: Vec<OsString>, program: Program) -> i32 {
+    match try_run(argv, program) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+fn try_run(argv: Vec<OsString>, program: Program) -> Result<i32> {
+    let env = Environment::from_process();
+    let (settings, action) = config::load(argv.clone(), &env)?;
+    match action {
+        Action::CheckConfig => {
+            println!("Configuration OK");
+            Ok(0)
+        }
+        Action::PrintConfig => {
+            print!("{}", settings.to_toml());
+            Ok(0)
+        }
+        Action::Run => {
+            logging::init(&settings)?;
+            master::run(settings, argv, env, program)
+        }
+    }
+}
