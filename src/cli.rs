@@ -5,7 +5,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::config::{self, Action, Environment};
+use crate::config::{self, Action, Environment, Settings};
+use crate::wsgi::{self, ConfigReader};
 use crate::{logging, master, Result};
 
 /// How to start this program again with the same arguments (USR2): the cargo binary, or the
@@ -30,19 +31,39 @@ pub fn run(argv: Vec<OsString>, program: Program) -> i32 {
 
 fn try_run(argv: Vec<OsString>, program: Program) -> Result<i32> {
     let env = Environment::from_process();
-    let (settings, action) = config::load(argv.clone(), &env)?;
+    let reader = ConfigReader::default();
+    let (settings, action) = config::load_with(argv.clone(), &env, &reader)?;
+    wsgi::hooks::commit(&settings.hooks);
     match action {
         Action::CheckConfig => {
+            print_warnings(&reader);
+            check_app(&settings)?;
             println!("Configuration OK");
             Ok(0)
         }
         Action::PrintConfig => {
+            print_warnings(&reader);
             print!("{}", settings.to_toml());
             Ok(0)
         }
         Action::Run => {
             logging::init(&settings)?;
+            for warning in reader.take_warnings() {
+                tracing::warn!("{warning}");
+            }
             master::run(settings, argv, env, program)
         }
     }
+}
+
+fn print_warnings(reader: &ConfigReader) {
+    for warning in reader.take_warnings() {
+        eprintln!("Warning: {warning}");
+    }
+}
+
+/// gunicorn's --check-config imports the app too: here, in this process, which then exits.
+fn check_app(settings: &Settings) -> Result<()> {
+    crate::worker::start_python(settings)?;
+    wsgi::App::load(&settings.wsgi_app).map(drop)
 }

@@ -19,8 +19,9 @@ use crate::{Error, Result};
 pub struct Cli {
     #[command(flatten)]
     pub settings: Partial,
-    /// TOML config file to read (settings on the command line override it).
-    #[arg(short, long, value_name = "PATH")]
+    /// Config file: PATH.toml (TOML), PATH (Python, as gunicorn.conf.py) or python:MODULE
+    /// [default: ./gunicorn.conf.py if it exists]; settings on the command line override it.
+    #[arg(short, long, value_name = "CONFIG")]
     pub config: Option<PathBuf>,
     /// Check the configuration and exit.
     #[arg(long)]
@@ -51,13 +52,10 @@ where
     Cli::from_arg_matches(&matches).map_err(usage)
 }
 
-/// Parses RGUNICORN_CMD_ARGS: shell words, no program name.
-pub fn parse_env_args(value: &str) -> Result<Cli> {
-    let words = shlex::split(value).ok_or_else(|| {
-        Error::Usage(format!(
-            "RGUNICORN_CMD_ARGS: unbalanced quotes in {value:?}"
-        ))
-    })?;
+/// Parses RGUNICORN_CMD_ARGS or GUNICORN_CMD_ARGS (`name`): shell words, no program name.
+pub fn parse_env_args(name: &str, value: &str) -> Result<Cli> {
+    let words = shlex::split(value)
+        .ok_or_else(|| Error::Usage(format!("{name}: unbalanced quotes in {value:?}")))?;
     parse(std::iter::once("rgunicorn".to_owned()).chain(words))
 }
 
@@ -160,12 +158,13 @@ mod tests {
 
     #[test]
     fn env_args_are_shell_split() {
-        let c = parse_env_args(r#"--name 'my web' -e "GREETING=hello world" -w 2"#).unwrap();
+        let words = r#"--name 'my web' -e "GREETING=hello world" -w 2"#;
+        let c = parse_env_args("RGUNICORN_CMD_ARGS", words).unwrap();
         assert_eq!(c.settings.proc_name.as_deref(), Some("my web"));
         assert_eq!(c.settings.raw_env.unwrap(), ["GREETING=hello world"]);
         assert_eq!(c.settings.workers, Some(2));
         assert!(matches!(
-            parse_env_args("--name 'open"),
+            parse_env_args("GUNICORN_CMD_ARGS", "--name 'open"),
             Err(Error::Usage(_))
         ));
     }

@@ -1,20 +1,24 @@
 //! Settings: one validated, immutable description of how to run, merged from defaults (with
-//! gunicorn's environment fallbacks) < TOML file (-c) < RGUNICORN_CMD_ARGS < command line. Reads
-//! the process environment only in `Environment::from_process` and files only through -c; never
-//! binds, forks or logs.
+//! gunicorn's environment fallbacks) < config file (-c: TOML, or Python as gunicorn reads it;
+//! ./gunicorn.conf.py by default) < GUNICORN_CMD_ARGS < RGUNICORN_CMD_ARGS < command line. Reads
+//! the process environment only in `Environment::from_process`, files only through -c, and runs
+//! Python configs only through the `PythonReader` it is given; never binds, forks or logs.
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::{Error, Result};
 use partial::Partial;
+pub use python::{Entry, PythonReader, PythonSource, Value};
 
 mod bind;
 mod cli;
 mod file;
+pub mod gunicorn;
 mod modes;
 mod partial;
 mod print;
+mod python;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -61,8 +65,10 @@ pub enum BindSpec {
 pub struct Settings {
     /// `module`, `module:callable` or `module:factory(args)`; positional arg or `wsgi_app`.
     pub wsgi_app: String,
-    /// The -c file these settings were read from, kept for reloads.
-    pub config_file: Option<PathBuf>,
+    /// The config these settings were read from, kept for reloads.
+    pub config_file: Option<ConfigSource>,
+    /// The server hooks a Python config defines (gunicorn's names), in the order it defined them.
+    pub hooks: Vec<&'static str>,
     pub bind: Vec<BindSpec>,
     pub backlog: u32,
     pub workers: u32,
@@ -118,12 +124,50 @@ pub struct Settings {
     pub forwarder_headers: Vec<String>,
 }
 
+/// Where the config file's settings come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A `.toml` file.
+    Toml(PathBuf),
+    /// Any other file (gunicorn.conf.py), or `python:module`.
+    Python(PythonSource),
+}
+
+impl ConfigSource {
+    /// gunicorn's `-c` forms: `python:module`, `file:PATH` or `PATH`; a path ending in `.toml` is
+    /// rgunicorn's TOML. Paths are made absolute, so a later chdir does not lose them.
+    fn parse(given: &std::path::Path) -> Result<ConfigSource> {
+        let text = given.to_string_lossy();
+        if let Some(module) = text.strip_prefix("python:") {
+            return Ok(ConfigSource::Python(PythonSource::Module(
+                module.to_owned(),
+            )));
+        }
+        let path = match text.strip_prefix("file:") {
+            Some(path) => PathBuf::from(path),
+            None => given.to_owned(),
+        };
+        let path = std::path::absolute(&path).map_err(|source| Error::ConfigRead {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(match path.extension().is_some_and(|e| e == "toml") {
+            true => ConfigSource::Toml(path),
+            false => ConfigSource::Python(PythonSource::File(path)),
+        })
+    }
+}
+
 /// The environment variables that take part in configuration, captured once so that loading
 /// stays a function of its inputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Environment {
     /// RGUNICORN_CMD_ARGS: extra command-line arguments, shell-quoted.
     pub cmd_args: Option<String>,
+    /// GUNICORN_CMD_ARGS: the same, below RGUNICORN_CMD_ARGS.
+    pub gunicorn_cmd_args: Option<String>,
+    /// ./gunicorn.conf.py when it exists: gunicorn's config file when no -c is given.
+    pub default_config: Option<PathBuf>,
     /// VIRTUAL_ENV: fallback for `virtualenv`.
     pub virtual_env: Option<String>,
     /// WEB_CONCURRENCY: fallback for `workers`.
@@ -136,8 +180,11 @@ impl Environment {
     /// Reads the variables; unset, empty and non-UTF-8 values all count as absent.
     pub fn from_process() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let default_config = std::path::absolute("gunicorn.conf.py").ok();
         Environment {
             cmd_args: var("RGUNICORN_CMD_ARGS"),
+            gunicorn_cmd_args: var("GUNICORN_CMD_ARGS"),
+            default_config: default_config.filter(|path| path.is_file()),
             virtual_env: var("VIRTUAL_ENV"),
             web_concurrency: var("WEB_CONCURRENCY"),
             forwarded_allow_ips: var("FORWARDED_ALLOW_IPS"),
@@ -167,10 +214,19 @@ impl Environment {
 /// `--help` and `--version` are printed by clap, which then exits the process (status 0).
 /// `wsgi_app` is required except with `--print-config`, so that printing the defaults works.
 pub fn load(argv: Vec<OsString>, env: &Environment) -> Result<(Settings, Action)> {
+    load_with(argv, env, &NoPython)
+}
+
+/// `load`, running a Python config with `python`.
+pub fn load_with(
+    argv: Vec<OsString>,
+    env: &Environment,
+    python: &dyn PythonReader,
+) -> Result<(Settings, Action)> {
     let layers = Layers::parse(argv, env)?;
-    let config_file = layers.config_file()?;
+    let config_file = layers.config_file(env)?;
     let action = layers.action;
-    let settings = layers.build(env, config_file)?;
+    let settings = layers.build(env, config_file, python)?;
     if action != Action::PrintConfig {
         require_app(&settings)?;
     }
@@ -178,11 +234,35 @@ pub fn load(argv: Vec<OsString>, env: &Environment) -> Result<(Settings, Action)
 }
 
 /// Loads again for a HUP reload: same arguments, same precedence, and the config file found at
-/// startup (kept absolute, so a later `chdir` does not lose it).
+/// startup (kept absolute, so a later `chdir` does not lose it); a Python config runs again.
 pub fn reload(previous: &Settings, argv: Vec<OsString>, env: &Environment) -> Result<Settings> {
-    let settings = Layers::parse(argv, env)?.build(env, previous.config_file.clone())?;
+    reload_with(previous, argv, env, &NoPython)
+}
+
+/// `reload`, running a Python config with `python`.
+pub fn reload_with(
+    previous: &Settings,
+    argv: Vec<OsString>,
+    env: &Environment,
+    python: &dyn PythonReader,
+) -> Result<Settings> {
+    let layers = Layers::parse(argv, env)?;
+    let settings = layers.build(env, previous.config_file.clone(), python)?;
     require_app(&settings)?;
     Ok(settings)
+}
+
+/// The reader of a build that cannot run Python configs (tests of the TOML paths).
+struct NoPython;
+
+impl PythonReader for NoPython {
+    fn read(&self, source: &PythonSource, _: Option<&std::path::Path>) -> Result<Vec<Entry>> {
+        Err(Error::Python(format!(
+            "cannot run the Python config {source} here"
+        )))
+    }
+
+    fn warn(&self, _: String) {}
 }
 
 /// The built-in defaults, ignoring the environment; `wsgi_app` is empty.
@@ -201,22 +281,26 @@ fn require_app(settings: &Settings) -> Result<()> {
     }
 }
 
-/// The two argument layers, parsed but not yet merged.
+/// The argument layers, parsed but not yet merged.
 struct Layers {
     cli: cli::Cli,
-    env_args: Option<cli::Cli>,
+    /// GUNICORN_CMD_ARGS then RGUNICORN_CMD_ARGS, when set.
+    env_args: Vec<cli::Cli>,
     action: Action,
 }
 
 impl Layers {
     fn parse(argv: Vec<OsString>, env: &Environment) -> Result<Layers> {
         let cli = cli::parse(argv)?;
-        let env_args = env
-            .cmd_args
-            .as_deref()
-            .map(cli::parse_env_args)
-            .transpose()?;
-        let flag = |f: fn(&cli::Cli) -> bool| f(&cli) || env_args.as_ref().is_some_and(f);
+        let env_args = [
+            ("GUNICORN_CMD_ARGS", &env.gunicorn_cmd_args),
+            ("RGUNICORN_CMD_ARGS", &env.cmd_args),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+        .map(|(name, value)| cli::parse_env_args(name, value))
+        .collect::<Result<Vec<_>>>()?;
+        let flag = |f: fn(&cli::Cli) -> bool| f(&cli) || env_args.iter().any(f);
         let action = if flag(|c| c.print_config) {
             Action::PrintConfig
         } else if flag(|c| c.check_config) {
@@ -231,27 +315,44 @@ impl Layers {
         })
     }
 
-    /// The -c path, command line first, made absolute.
-    fn config_file(&self) -> Result<Option<PathBuf>> {
-        let env_config = self.env_args.as_ref().and_then(|c| c.config.as_deref());
-        let Some(path) = self.cli.config.as_deref().or(env_config) else {
-            return Ok(None);
-        };
-        std::path::absolute(path)
-            .map(Some)
-            .map_err(|source| Error::ConfigRead {
-                path: path.to_owned(),
-                source,
-            })
+    /// The -c config, command line first, else ./gunicorn.conf.py when it exists.
+    fn config_file(&self, env: &Environment) -> Result<Option<ConfigSource>> {
+        let given = std::iter::once(&self.cli)
+            .chain(self.env_args.iter().rev())
+            .find_map(|c| c.config.as_deref());
+        match (given, &env.default_config) {
+            (Some(path), _) => ConfigSource::parse(path).map(Some),
+            (None, Some(default)) => Ok(Some(ConfigSource::Python(PythonSource::File(
+                default.clone(),
+            )))),
+            (None, None) => Ok(None),
+        }
     }
 
-    fn build(self, env: &Environment, config_file: Option<PathBuf>) -> Result<Settings> {
-        let from_file = config_file.as_deref().map(file::read).transpose()?;
-        let env_args = self.env_args.map(|c| c.settings);
-        let merged = [from_file, env_args, Some(self.cli.settings)]
-            .into_iter()
-            .flatten()
-            .fold(env.fallbacks()?, Partial::merge);
-        validate::settings(merged, config_file)
+    fn build(
+        self,
+        env: &Environment,
+        config_file: Option<ConfigSource>,
+        python: &dyn PythonReader,
+    ) -> Result<Settings> {
+        let args = self.env_args.into_iter().map(|c| c.settings);
+        let args = args
+            .chain([self.cli.settings])
+            .fold(Partial::default(), Partial::merge);
+        let fallbacks = env.fallbacks()?;
+        let (from_file, hooks) = match &config_file {
+            None => (Partial::default(), Vec::new()),
+            Some(ConfigSource::Toml(path)) => (file::read(path)?, Vec::new()),
+            Some(ConfigSource::Python(source)) => {
+                let venv = args.virtualenv.as_ref().or(fallbacks.virtualenv.as_ref());
+                let entries = python.read(source, venv.map(std::path::Path::new))?;
+                let read = python::settings(source, &entries, python)?;
+                (read.partial, read.hooks)
+            }
+        };
+        let merged = fallbacks.merge(from_file).merge(args);
+        let mut settings = validate::settings(merged, config_file)?;
+        settings.hooks = hooks;
+        Ok(settings)
     }
 }

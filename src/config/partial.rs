@@ -18,7 +18,6 @@ macro_rules! partial_settings {
 
         impl Partial {
             /// Every TOML key, in declaration order.
-            #[cfg(test)]
             pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
 
             /// `over` wins wherever it says something.

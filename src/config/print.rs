@@ -18,10 +18,14 @@ impl Settings {
                 None => out.push_str(&format!("# {key} is not set\n")),
             }
         }
+        if !self.hooks.is_empty() {
+            out.push_str(&format!("# server hooks: {}\n", self.hooks.join(", ")));
+        }
         out
     }
 
-    pub(super) fn toml_entries(&self) -> Vec<(&'static str, Option<Value>)> {
+    /// Every setting under its name, in the order of config/rgunicorn.toml (None: unset).
+    pub fn toml_entries(&self) -> Vec<(&'static str, Option<Value>)> {
         let path = |p: &Path| text(p.display());
         let headers = self.secure_scheme_headers.iter();
         let headers = headers.map(|(k, v)| (k.clone(), Value::String(v.clone())));

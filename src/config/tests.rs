@@ -96,7 +96,7 @@ fn each_layer_overrides_the_one_below() {
     assert_eq!(s.threads, 3, "env args beat the file");
     assert_eq!(s.backlog, 12, "the command line beats env args");
     assert_eq!(s.timeout, Duration::from_secs(5), "file beats defaults");
-    assert_eq!(s.config_file.as_deref(), Some(path.as_path()));
+    assert_eq!(s.config_file, Some(ConfigSource::Toml(path.to_path_buf())));
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn environment_fallbacks() {
         web_concurrency: Some("6".into()),
         virtual_env: Some("/venv".into()),
         forwarded_allow_ips: Some("10.0.0.0/8, *".into()),
-        cmd_args: None,
+        ..Environment::default()
     };
     let s = run(&["app"], &env).unwrap();
     assert_eq!(s.workers, 6);
@@ -316,7 +316,7 @@ fn print_config_round_trips() {
     assert_eq!(
         reread,
         Settings {
-            config_file: Some(path.to_path_buf()),
+            config_file: Some(ConfigSource::Toml(path.to_path_buf())),
             ..original
         }
     );
@@ -413,7 +413,10 @@ fn process_settings_from_flags_file_and_print() {
         .to_toml()
         .contains("umask = \"0o027\"\nsocket_mode = \"660\"\n"));
     let reread = run(&["-c", path.to_str().unwrap()], &env).unwrap();
-    assert_eq!(reread.config_file.as_deref(), Some(path.as_path()));
+    assert_eq!(
+        reread.config_file,
+        Some(ConfigSource::Toml(path.to_path_buf()))
+    );
     assert_eq!(
         Settings {
             config_file: None,
@@ -455,4 +458,60 @@ fn bad_process_settings_name_key_value_and_what_is_allowed() {
         assert_eq!((k.as_str(), v.as_str()), (*key, *value), "{args:?}");
         assert!(a.contains(allowed), "{args:?}: {a}");
     }
+}
+
+#[test]
+fn gunicorn_cmd_args_sit_below_ours() {
+    let env = Environment {
+        gunicorn_cmd_args: Some("--workers 3 --threads 2 --timeout 9".into()),
+        cmd_args: Some("--workers 4".into()),
+        ..Environment::default()
+    };
+    let s = run(&["app", "--threads", "5"], &env).unwrap();
+    assert_eq!(
+        (s.workers, s.threads),
+        (4, 5),
+        "ours, then the command line, win"
+    );
+    assert_eq!(s.timeout, Duration::from_secs(9));
+    let env = Environment {
+        gunicorn_cmd_args: Some("--workers 0".into()),
+        ..Environment::default()
+    };
+    assert_eq!(config_error(run(&["app"], &env)).0, "workers");
+}
+
+#[test]
+fn config_sources_follow_gunicorn_forms() {
+    let cwd = std::env::current_dir().unwrap();
+    let parse = |given: &str| ConfigSource::parse(Path::new(given)).unwrap();
+    assert_eq!(
+        parse("/etc/r.toml"),
+        ConfigSource::Toml("/etc/r.toml".into())
+    );
+    assert_eq!(
+        parse("gunicorn.conf.py"),
+        ConfigSource::Python(PythonSource::File(cwd.join("gunicorn.conf.py")))
+    );
+    assert_eq!(
+        parse("file:conf/site.cfg"),
+        ConfigSource::Python(PythonSource::File(cwd.join("conf/site.cfg")))
+    );
+    assert_eq!(
+        parse("python:site.gunicorn"),
+        ConfigSource::Python(PythonSource::Module("site.gunicorn".into()))
+    );
+}
+
+#[test]
+fn the_default_config_is_gunicorns_file_unless_one_is_given() {
+    let env = Environment {
+        default_config: Some("/srv/gunicorn.conf.py".into()),
+        ..Environment::default()
+    };
+    let err = run(&["app"], &env).unwrap_err();
+    assert!(err.to_string().contains("/srv/gunicorn.conf.py"), "{err}");
+    let path = TempToml::new("over-default", "workers = 2\n");
+    let s = run(&["app", "-c", path.to_str().unwrap()], &env).unwrap();
+    assert_eq!(s.workers, 2);
 }

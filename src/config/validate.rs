@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::modes;
 use super::partial::Partial;
-use super::{BindSpec, LogLevel, Settings, WorkerClass};
+use super::{BindSpec, ConfigSource, LogLevel, Settings, WorkerClass};
 use crate::{Error, Result};
 
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -23,12 +23,13 @@ const DEFAULT_FIELD_SIZE: u64 = 8190;
 
 /// Builds settings from one merged layer; `wsgi_app` may be empty here (`load` decides whether
 /// that is an error).
-pub fn settings(p: Partial, config_file: Option<PathBuf>) -> Result<Settings> {
+pub fn settings(p: Partial, config_file: Option<ConfigSource>) -> Result<Settings> {
     let threads = at_least_one("threads", p.threads.unwrap_or(1))?;
     let worker_class = p.worker_class.as_deref().unwrap_or("sync").parse()?;
     Ok(Settings {
         wsgi_app: wsgi_app(p.wsgi_app.unwrap_or_default())?,
         config_file,
+        hooks: Vec::new(),
         bind: bind(p.bind)?,
         backlog: at_least_one("backlog", p.backlog.unwrap_or(2048))?,
         workers: at_least_one("workers", p.workers.unwrap_or(1))?,

@@ -193,6 +193,14 @@ impl HeaderBlock {
         &self.rendered[self.status_len..]
     }
 
+    /// The status line as the app gave it ("200 OK").
+    pub fn status_line(&self) -> String {
+        self.rendered[..self.status_len]
+            .iter()
+            .map(|&b| b as char)
+            .collect()
+    }
+
     /// The headers as sent, for the access log.
     pub fn pairs(&self) -> Vec<(String, String)> {
         let latin1 = |bytes: &[u8]| bytes.iter().map(|&b| b as char).collect::<String>();

@@ -89,6 +89,11 @@ impl ResponseWriter {
         self.status
     }
 
+    /// The app's status and headers so far (for post_request).
+    pub fn headers(&self) -> Option<&HeaderBlock> {
+        self.headers.as_ref()
+    }
+
     /// The app's headers, handed over once the response is complete (for the access log).
     pub fn take_headers(&mut self) -> Option<HeaderBlock> {
         self.headers.take()

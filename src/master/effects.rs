@@ -4,8 +4,7 @@
 use nix::sys::signal::Signal;
 
 use super::events::{Action, Event, Level, Notice};
-use super::{resolve_paths, Arbiter, Table};
-use crate::config;
+use super::{Arbiter, Table};
 use crate::process;
 
 impl Arbiter {
@@ -41,13 +40,7 @@ impl Arbiter {
 
     /// HUP: the configuration read again from where it came, as a new generation's table.
     fn read_config(&mut self) -> Event {
-        let current = self.tables.last().expect("a current generation");
-        let fresh = config::reload(
-            &current.settings,
-            self.launch.argv.clone(),
-            &self.launch.env,
-        )
-        .and_then(|settings| resolve_paths(settings, &self.launch.dir));
+        let fresh = self.reload_settings();
         let id = self.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
         let table = match fresh.and_then(|settings| Table::new(id, settings)) {
             Ok(table) => table,

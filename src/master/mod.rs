@@ -5,6 +5,7 @@ mod converge;
 mod effects;
 mod events;
 mod exits;
+mod hooks;
 mod invariants;
 mod model;
 #[cfg(test)]
@@ -103,6 +104,7 @@ struct Arbiter {
     /// The listeners were handed to a new master (USR2): their files are not ours to remove.
     handed_over: bool,
     next_watchdog_ms: u64,
+    hook_state: hooks::HookState,
 }
 
 /// Runs the server until it is told to stop; returns the process exit code.
@@ -115,7 +117,7 @@ pub fn run(
     tracing::info!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION"));
     let dir = std::env::current_dir().map_err(|e| Error::io("read working directory", e))?;
     let settings = resolve_paths(settings, &dir)?;
-    let prepared = startup::prepare(&settings)?;
+    let prepared = startup::prepare(&settings, || hooks::at_start(&settings))?;
     for listener in &prepared.listeners {
         tracing::info!("Listening at: {} ({})", listener.describe(), current_pid());
     }
@@ -151,6 +153,7 @@ pub fn run(
         sockets_from_systemd: prepared.sockets_from_systemd,
         handed_over: false,
         next_watchdog_ms: 0,
+        hook_state: hooks::HookState::default(),
     };
     if reexec::is_upgrade() {
         arbiter.notifier.main_pid(current_pid());
@@ -197,13 +200,21 @@ impl Arbiter {
 
     /// Feeds one event to the model and carries out its actions, and what those report back.
     fn apply(&mut self, event: Event) {
+        let mut before = self.before(&event);
         let mut queue = std::collections::VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
-            for action in self.model.step(event, process::monotonic_ms()) {
-                queue.extend(self.execute(action));
+            let actions = self.model.step(event, process::monotonic_ms());
+            self.child_exit(&mut before);
+            for action in actions {
+                self.before_action(&action);
+                let age = self.next_request;
+                let answer = self.execute(action);
+                self.after_action(age, answer.as_ref());
+                queue.extend(answer);
             }
         }
         self.forget_exited_zygotes();
+        self.after(before);
     }
 
     fn sleep_time(&self) -> Duration {

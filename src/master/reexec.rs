@@ -75,18 +75,18 @@ impl Arbiter {
         }
         let program = &self.launch.program;
         // The new master pings the watchdog itself once systemd follows its MAINPID=.
-        let spawned = Command::new(&program.executable)
+        let mut command = Command::new(&program.executable);
+        command
             .args(&program.args)
             .current_dir(&self.launch.dir)
             .env(FDS_VAR, fds.join(","))
             .env(UPGRADE_VAR, "1")
-            .env_remove("WATCHDOG_PID")
-            .spawn();
+            .env_remove("WATCHDOG_PID");
+        let spawned = self.start_new_master(command);
         for listener in &self.listeners {
             listener.set_inheritable(false)?;
         }
-        let child = spawned.map_err(|e| Error::io("start the new master", e))?;
-        Ok(child.id() as i32)
+        spawned.map_err(|e| Error::io("start the new master", e))
     }
 
     pub(super) fn reexec_ended(&mut self, status: ExitStatus) {

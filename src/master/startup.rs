@@ -19,10 +19,12 @@ pub(super) struct Prepared {
     pub sockets_from_systemd: bool,
 }
 
-pub(super) fn prepare(settings: &Settings) -> Result<Prepared> {
+/// `on_starting` runs once detached, before the listeners are taken (gunicorn's on_starting).
+pub(super) fn prepare(settings: &Settings, on_starting: impl FnOnce()) -> Result<Prepared> {
     if settings.daemon {
         crate::wsgi::fork_with_python(crate::process::daemonize, Result::is_ok)?;
     }
+    on_starting();
     privileges::set_umask(settings.umask);
     let identity = privileges::resolve(settings.user.as_deref(), settings.group.as_deref())?;
     let (listeners, sockets_from_systemd) = take_listeners(settings)?;

@@ -1,6 +1,7 @@
 //! A worker process, from just after fork to exit: Python and the app, the tokio reactor, the
 //! request threads, the heartbeat and the worker's own signals. Returns an exit code; never forks
 //! and never touches other workers.
+mod hooks;
 pub mod link;
 mod observe;
 pub mod zygote;
@@ -41,21 +42,22 @@ pub struct WorkerContext<'a> {
 pub fn run(ctx: WorkerContext<'_>) -> i32 {
     let pid = current_pid();
     set_process_title(&title(ctx.settings));
-    if let Some(identity) = ctx.identity {
-        if let Err(error) = crate::privileges::drop_to(identity) {
-            return boot_failed(&error, WORKER_BOOT_ERROR);
-        }
-    }
-    tracing::info!("Booting worker with pid: {pid}");
+    let me = hooks::Me::of(&ctx);
     let config = serve_config(ctx.settings);
-    let handler = match boot(&ctx, &config) {
-        Ok(handler) => handler,
-        Err(code) => return code,
+    let code = match boot(&ctx, &me, &config) {
+        Ok(handler) => serve_booted(&ctx, handler, config),
+        Err(code) => code,
     };
+    tracing::info!("Worker exiting (pid: {pid})");
+    hooks::worker_exit(&me);
+    code
+}
+
+fn serve_booted(ctx: &WorkerContext<'_>, handler: Arc<dyn Handler>, config: ServeConfig) -> i32 {
     ctx.heartbeats
         .slot(ctx.slot, 0)
-        .set_booted(pid, monotonic_ms());
-    match serve_until_stopped(&ctx, handler, config) {
+        .set_booted(current_pid(), monotonic_ms());
+    match serve_until_stopped(ctx, handler, config) {
         Ok(ServeEnd::MaxRequests) => tracing::info!("Autorestarting worker after current request."),
         Ok(ServeEnd::Shutdown) => {}
         Err(error) => {
@@ -63,7 +65,6 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
             return EXIT_FAILURE;
         }
     }
-    tracing::info!("Worker exiting (pid: {pid})");
     EXIT_OK
 }
 
@@ -72,9 +73,19 @@ fn title(settings: &Settings) -> String {
     format!("rgunicorn: worker [{name}]")
 }
 
-/// Python, the app and the request handler; Err is the exit code that tells the master why.
-fn boot(ctx: &WorkerContext<'_>, config: &ServeConfig) -> Result<Arc<dyn Handler>, i32> {
+/// post_fork (before the privileges drop, as in gunicorn), Python, the app, post_worker_init and
+/// the request handler; Err is the exit code that tells the master why.
+fn boot(
+    ctx: &WorkerContext<'_>,
+    me: &hooks::Me<'_>,
+    config: &ServeConfig,
+) -> Result<Arc<dyn Handler>, i32> {
     let settings = ctx.settings;
+    hooks::post_fork(me)?;
+    if let Some(identity) = ctx.identity {
+        crate::privileges::drop_to(identity).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    }
+    tracing::info!("Booting worker with pid: {}", current_pid());
     start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let loaded;
     let app = match ctx.preloaded {
@@ -84,9 +95,14 @@ fn boot(ctx: &WorkerContext<'_>, config: &ServeConfig) -> Result<Arc<dyn Handler
             &loaded
         }
     };
+    let hook_thread =
+        hooks::watch_signals(me).map_err(|e| crate::Error::io("start the hook thread", e));
+    hook_thread.map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     wsgi::enable_fault_handler().map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    hooks::post_worker_init(me)?;
+    let request_hooks = wsgi::hooks::for_requests(&me.worker(true));
     let wsgi_handler = app
-        .handler(environ_settings(settings, ctx.listeners))
+        .handler(environ_settings(settings, ctx.listeners), request_hooks)
         .map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     let access = AccessLog::open(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     Ok(Arc::new(Observed::new(
@@ -239,7 +255,7 @@ fn reactor(
         .build()?;
     runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::Serve);
-        watch_signals(stop_tx.clone())?;
+        watch_signals(stop_tx.clone(), !hooks::takes_interrupts())?;
         crate::process::unblock_all_signals();
         tokio::spawn(trim_when_idle(config.started.clone()));
         if duties.reload {
@@ -279,11 +295,14 @@ async fn watch_code(stop: watch::Sender<Shutdown>) {
 
 /// TERM drains (the server stops: queued connections are served too); USR2 retires this worker
 /// alone (the master sends it on reload and TTOU); a second TERM, and INT or QUIT at any time, end
-/// the worker at once, even mid-request (gunicorn's fast stop); USR1 reopens the logs.
-fn watch_signals(stop: watch::Sender<Shutdown>) -> std::io::Result<()> {
-    crate::process::exit_on_interrupt_or_quit()
-        .and_then(|()| crate::process::exit_on_second_term())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+/// the worker at once, even mid-request (gunicorn's fast stop; with `interrupts` false the hook
+/// thread takes INT and QUIT, to run worker_int first); USR1 reopens the logs.
+fn watch_signals(stop: watch::Sender<Shutdown>, interrupts: bool) -> std::io::Result<()> {
+    if interrupts {
+        crate::process::exit_on_interrupt_or_quit()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    crate::process::exit_on_second_term().map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut term = signal(SignalKind::terminate())?;
     let mut usr2 = signal(SignalKind::user_defined2())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;

@@ -9,6 +9,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use super::app::format_error;
 use super::environ::{EnvironError, EnvironTemplate};
 use super::file_wrapper::{real_file, FileWrapper};
+use super::hooks::RequestHooks;
 use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
 use super::streams::{empty_input, InputStream};
@@ -22,11 +23,16 @@ const DRAIN_LIMIT: u64 = 1 << 20;
 pub struct WsgiHandler {
     app: Py<PyAny>,
     environ: EnvironTemplate,
+    hooks: Option<RequestHooks>,
 }
 
 impl WsgiHandler {
-    pub fn new(app: Py<PyAny>, environ: EnvironTemplate) -> Self {
-        WsgiHandler { app, environ }
+    pub fn new(app: Py<PyAny>, environ: EnvironTemplate, hooks: Option<RequestHooks>) -> Self {
+        WsgiHandler {
+            app,
+            environ,
+            hooks,
+        }
     }
 }
 
@@ -138,24 +144,47 @@ impl WsgiHandler {
             Ok(callables) => callables,
             Err(error) => return self.app_failed(py, head, state, error),
         };
-        self.call_app(
-            py,
-            request,
-            input.clone_ref(py),
-            start_response.clone_ref(py),
-        );
+        let callables = (input.clone_ref(py), start_response.clone_ref(py));
+        match &self.hooks {
+            None => self.call_app(py, request, callables, None),
+            Some(hooks) => self.call_app_with_hooks(py, request, callables, hooks),
+        }
         spares::give_back(py, input);
         spares::give_back(py, start_response);
     }
 
+    /// gunicorn's pre_request before the app (an exception fails the request), post_request after
+    /// the response, whatever happened.
+    fn call_app_with_hooks(
+        &self,
+        py: Python<'_>,
+        request: &Request<'_>,
+        callables: (Py<InputStream>, Py<StartResponse>),
+        hooks: &RequestHooks,
+    ) {
+        let (head, state) = (request.head, request.state);
+        let mut environ = None;
+        match hooks.pre(py, head) {
+            Ok(()) => self.call_app(py, request, callables, Some(&mut environ)),
+            Err(error) => self.app_failed(py, head, state, error),
+        }
+        let (status, headers) = {
+            let response = lock(state);
+            let block = response.writer.headers();
+            let status = block.map(|b| b.status_line()).unwrap_or_default();
+            (status, block.map(|b| b.pairs()).unwrap_or_default())
+        };
+        hooks.post(py, head, environ, &status, &headers);
+    }
+
     /// Calls the app and sends what it returns; the callables come back to `run` once the app
-    /// has let go of them.
+    /// has let go of them. `keep_environ` receives the environ, for post_request.
     fn call_app(
         &self,
         py: Python<'_>,
         request: &Request<'_>,
-        input: Py<InputStream>,
-        start_response: Py<StartResponse>,
+        (input, start_response): (Py<InputStream>, Py<StartResponse>),
+        keep_environ: Option<&mut Option<Py<pyo3::types::PyDict>>>,
     ) {
         let Request {
             head,
@@ -168,6 +197,9 @@ impl WsgiHandler {
             Err(EnvironError::BadRequest(why)) => return respond_error(py, state, 400, why),
             Err(EnvironError::Python(error)) => return self.app_failed(py, head, state, error),
         };
+        if let Some(slot) = keep_environ {
+            *slot = Some(environ.clone().unbind());
+        }
         let result = match self.app.call1(py, (environ, start_response)) {
             Ok(result) => result.into_bound(py),
             Err(error) => return self.app_failed(py, head, state, error),

@@ -126,7 +126,11 @@ fn status_message(status: ffi::PyStatus) -> String {
 fn sync_environ(py: Python<'_>) -> PyResult<()> {
     let environ = py.import("os")?.getattr("environ")?;
     let current: std::collections::HashMap<_, _> = std::env::vars_os().collect();
-    for key in environ.call_method0("keys")?.try_iter()?.collect::<PyResult<Vec<_>>>()? {
+    for key in environ
+        .call_method0("keys")?
+        .try_iter()?
+        .collect::<PyResult<Vec<_>>>()?
+    {
         if !current.contains_key(&key.extract::<std::ffi::OsString>()?) {
             environ.del_item(key)?;
         }

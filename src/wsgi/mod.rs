@@ -2,10 +2,12 @@
 //! through PEP 3333 (environ, wsgi.input, start_response, file_wrapper). Uses http's types and
 //! body/response machinery; never touches sockets, processes or signals.
 mod app;
+mod config_file;
 mod environ;
 mod environ_strings;
 mod file_wrapper;
 mod handler;
+pub mod hooks;
 mod interpreter;
 mod module;
 mod proxy;
@@ -16,6 +18,7 @@ mod streams;
 use pyo3::prelude::*;
 
 pub use app::load_app;
+pub use config_file::ConfigReader;
 pub use environ::EnvironSettings;
 pub use handler::WsgiHandler;
 pub use interpreter::{fork_with_python, hold_thread_state, initialize, is_running, PythonSetup};
@@ -31,12 +34,16 @@ impl App {
         load_app(spec).map(App)
     }
 
-    /// The request handler for this worker's settings.
-    pub fn handler(&self, settings: EnvironSettings) -> Result<WsgiHandler> {
+    /// The request handler for this worker's settings and request hooks.
+    pub fn handler(
+        &self,
+        settings: EnvironSettings,
+        hooks: Option<hooks::RequestHooks>,
+    ) -> Result<WsgiHandler> {
         Python::attach(|py| {
             let template = environ::EnvironTemplate::new(py, settings)
                 .map_err(|e| Error::Python(e.to_string()))?;
-            Ok(WsgiHandler::new(self.0.clone_ref(py), template))
+            Ok(WsgiHandler::new(self.0.clone_ref(py), template, hooks))
         })
     }
 }
