@@ -200,7 +200,7 @@ fn other_gunicorn_setting(
         Kind::Unsupported { defaults, instead } if !asks_nothing(&entry.value, defaults) => {
             Err(invalid(name, entry, instead))
         }
-        Kind::Ignored { why } if !asks_nothing(&entry.value, &[]) => {
+        Kind::Ignored { why } if entry.value != Value::None => {
             reader.warn(format!("{name} = {} is ignored: {why}", entry.repr));
             Ok(())
         }

@@ -15,11 +15,22 @@ use crate::wsgi::{self, ConfigReader};
 use crate::Result;
 
 /// What the hooks need to remember between calls.
-#[derive(Default)]
 pub(super) struct HookState {
+    /// The master's pid, also in the child that runs pre_exec (gunicorn's `server.pid`).
+    master: i32,
     /// Each live worker's age (the id of the fork request that made it), for child_exit.
     ages: HashMap<i32, u64>,
     ready_once: bool,
+}
+
+impl HookState {
+    pub fn new() -> Self {
+        HookState {
+            master: current_pid(),
+            ages: HashMap::new(),
+            ready_once: false,
+        }
+    }
 }
 
 /// A hook taking only the server, before the arbiter exists (on_starting, and gunicorn's first
@@ -45,7 +56,7 @@ pub(super) struct Before {
 impl Arbiter {
     fn server_view(&self) -> ServerView<'_> {
         ServerView {
-            pid: current_pid(),
+            pid: self.hook_state.master,
             num_workers: self.model.current().target,
             settings: &self.tables.last().expect("a current generation").settings,
         }
@@ -92,7 +103,7 @@ impl Arbiter {
     fn worker_view(&self, pid: Option<i32>, age: u64, alive: bool) -> WorkerView<'_> {
         WorkerView {
             pid,
-            ppid: current_pid(),
+            ppid: self.hook_state.master,
             age,
             alive,
             settings: self.server_view().settings,

@@ -153,7 +153,7 @@ pub fn run(
         sockets_from_systemd: prepared.sockets_from_systemd,
         handed_over: false,
         next_watchdog_ms: 0,
-        hook_state: hooks::HookState::default(),
+        hook_state: hooks::HookState::new(),
     };
     if reexec::is_upgrade() {
         arbiter.notifier.main_pid(current_pid());

@@ -48,7 +48,10 @@ impl PythonReader for ConfigReader {
 
 fn run(py: Python<'_>, source: &PythonSource) -> PyResult<Vec<Entry>> {
     let helper = PyModule::from_code(py, CODE, c"rgunicorn_config.py", c"rgunicorn_config")?;
-    let cwd = std::env::current_dir().unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .unwrap_or_default()
+        .display()
+        .to_string();
     let sys_path = py.import("sys")?.getattr("path")?;
     if !sys_path.contains(&cwd)? {
         sys_path.call_method1("insert", (0, &cwd))?;
