@@ -48,12 +48,34 @@ fn try_run(argv: Vec<OsString>, program: Program) -> Result<i32> {
         }
         Action::Run => {
             logging::init(&settings)?;
-            for warning in reader.take_warnings() {
+            for warning in reader
+                .take_warnings()
+                .into_iter()
+                .chain(foreign_virtualenv(&settings))
+            {
                 tracing::warn!("{warning}");
             }
             master::run(settings, argv, env, program)
         }
     }
+}
+
+/// From the wheel, the server runs in the interpreter that started it: another virtualenv
+/// (`--virtualenv`, VIRTUAL_ENV) cannot be used.
+fn foreign_virtualenv(settings: &Settings) -> Option<String> {
+    let (prefix, venv) = (wsgi::host_prefix()?, settings.virtualenv.as_ref()?);
+    let same = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize())
+    {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    (!same(prefix, venv)).then(|| {
+        format!(
+            "virtualenv {} is ignored: this rgunicorn runs in the Python of {}",
+            venv.display(),
+            prefix.display()
+        )
+    })
 }
 
 fn print_warnings(reader: &ConfigReader) {

@@ -4,14 +4,16 @@
 //! main.rs   the cargo binary: argv -> cli::run
 //! cli       argv -> config::load -> logging::init -> master::run; Error -> message + exit code;
 //!           shared by main.rs and the wheel's `main(argv)` (wsgi/module.rs)
-//! config    clap + TOML + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
+//! config    clap + config file (TOML, or gunicorn.conf.py through wsgi's reader) + GUNICORN_CMD_ARGS
+//!           + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
 //! logging   gunicorn-style error log (tracing) and access log formatting
 //! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs;
 //!           invariants.rs checks it), the loop observes (observe.rs) and acts (effects.rs,
 //!           zygote.rs, spawn.rs); no tokio, no Python
 //! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
 //! http      request-head parser, body framing, response framing, the per-worker reactor
-//! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams
+//! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams, the
+//!           Python config reader, the server hooks' objects and calls, the wheel's #[pymodule]
 //! sockets   OS: bind/inherit listeners, accept without the reactor, blocking I/O with deadlines
 //! process   OS: fork, signals to children, waitpid, shared memory, process title, the zygote
 //!           link's message pipes (frames.rs)
@@ -34,9 +36,19 @@
 //! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
 //! | the access log line | logging/access.rs, worker/observe.rs |
 //! | exit codes | error.rs |
+//! | gunicorn.conf.py: which names are settings, hooks, errors, warnings | config/python.rs, config/gunicorn.rs |
+//! | running a Python config (the interpreter of a cargo binary's master starts there) | wsgi/config_file.rs |
+//! | server hooks: objects and calls | wsgi/hooks.rs (+ hooks.py) |
+//! | master hooks at the model's events and actions | master/hooks.rs |
+//! | worker hooks (post_fork ... worker_abort on the hook thread) | worker/hooks.rs |
+//! | pre_request / post_request around the app | wsgi/handler.rs (`call_app_with_hooks`) |
+//! | the wheel: `main(argv)`, USR2 with sys.executable | wsgi/module.rs, python/rgunicorn/, cli.rs |
+//! | CPython's fork hooks around every fork of a process with Python | wsgi/interpreter.rs (`fork_with_python`) |
 //!
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
-//! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.
+//! machinery only, config's types (Settings for the hooks' `cfg`, the PythonReader trait it
+//! implements) and `cli::run` from the wheel's entry point; pyo3 appears only under `wsgi`;
+//! libc/nix/unsafe only in the OS modules.
 
 pub mod cli;
 pub mod clock;

@@ -22,6 +22,7 @@ pub use config_file::ConfigReader;
 pub use environ::EnvironSettings;
 pub use handler::WsgiHandler;
 pub use interpreter::{fork_with_python, hold_thread_state, initialize, is_running, PythonSetup};
+pub use module::host_prefix;
 pub use proxy::TrustedPeers;
 
 use crate::{Error, Result};

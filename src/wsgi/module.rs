@@ -3,10 +3,19 @@
 //! the GIL released while the master supervises. Decides nothing: `cli::run` does the rest.
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
 use crate::cli::{self, Program};
+
+/// `sys.prefix` of the Python process the wheel's `main` runs in.
+static HOST_PREFIX: OnceLock<PathBuf> = OnceLock::new();
+
+/// The venv (sys.prefix) whose interpreter runs this server, when it runs from the wheel.
+pub fn host_prefix() -> Option<&'static PathBuf> {
+    HOST_PREFIX.get()
+}
 
 #[pymodule]
 #[pyo3(name = "_rgunicorn")]
@@ -24,6 +33,7 @@ fn main(py: Python<'_>, argv: Vec<OsString>) -> PyResult<i32> {
     let sys = py.import("sys")?;
     let executable: PathBuf = sys.getattr("executable")?.extract()?;
     let original: Vec<OsString> = sys.getattr("orig_argv")?.extract()?;
+    let _ = HOST_PREFIX.set(sys.getattr("prefix")?.extract()?);
     // Python's SIGINT handler would turn the master's next hook call into a KeyboardInterrupt:
     // the master's own handlers take every signal it acts on.
     let signal = py.import("signal")?;
