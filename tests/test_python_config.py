@@ -193,3 +193,17 @@ def post_request(worker, req, environ, resp):
     (record,) = records(log)
     assert (record["uri"], record["status"], record["code"], record["query"]) == \
         ("/status?code=204", "204 No Content", 204, "code=204")
+
+
+def test_a_master_with_python_never_imports_the_app(start_server, py_config, tmp_path):
+    """With a Python config (and from the wheel) the master has an interpreter; the app is still
+    imported only by the zygote of each generation, so a HUP loads it afresh."""
+    srv = start_server("imports", "-c", py_config("workers = 2\n"), workers=2)
+    first = srv.records("imports")
+    mark = srv.log_mark()
+    srv.send_signal(signal.SIGHUP)
+    srv.wait_for(BOOT_RE.pattern, after=mark, count=2)
+    wait_until(lambda: len(srv.records("imports")) == 2, 10, message="a second import")
+    imports = srv.records("imports")
+    assert str(srv.pid) not in imports, imports
+    assert len(first) == 1 and imports[1] != imports[0], "one import per generation, elsewhere"
