@@ -207,3 +207,12 @@ def test_a_master_with_python_never_imports_the_app(start_server, py_config, tmp
     imports = srv.records("imports")
     assert str(srv.pid) not in imports, imports
     assert len(first) == 1 and imports[1] != imports[0], "one import per generation, elsewhere"
+
+
+def test_gunicorn_flags_of_knobs_we_lack_are_accepted_with_a_warning(start_server):
+    srv = start_server("basic", "--worker-tmp-dir", "/dev/shm", "--no-sendfile")
+    assert srv.get("/hello").status == 200
+    log = srv.log_text()
+    assert 'worker_tmp_dir = "/dev/shm" is ignored' in log and "--no-sendfile is ignored" in log
+    proc = run_config("--certfile", "/etc/ssl/cert.pem")
+    assert proc.returncode == 2 and "TLS is not supported" in proc.stderr_text()

@@ -29,6 +29,10 @@ pub struct Cli {
     /// Print the final configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// gunicorn flags of settings rgunicorn lacks, as (setting, value): hidden from --help, and
+    /// judged like the same names in a config file (an error or a warning).
+    #[arg(skip)]
+    pub gunicorn_flags: Vec<(&'static str, Option<String>)>,
 }
 
 /// Parses a command line whose first word is the program name.
@@ -48,8 +52,40 @@ where
             .action(ArgAction::Version)
             .help("Print the version and exit"),
     );
+    let command = super::gunicorn::FLAGS
+        .iter()
+        .fold(command, |command, flag| command.arg(gunicorn_flag(flag)));
     let matches = command.try_get_matches_from(args).map_err(usage)?;
-    Cli::from_arg_matches(&matches).map_err(usage)
+    let mut cli = Cli::from_arg_matches(&matches).map_err(usage)?;
+    for &(name, _, takes_value) in super::gunicorn::FLAGS {
+        match takes_value {
+            true => {
+                let values = matches.get_many::<String>(name).into_iter().flatten();
+                cli.gunicorn_flags
+                    .extend(values.map(|v| (name, Some(v.clone()))));
+            }
+            false if matches.get_flag(name) => cli.gunicorn_flags.push((name, None)),
+            false => {}
+        }
+    }
+    Ok(cli)
+}
+
+/// One of gunicorn's flags that rgunicorn only recognises: `--worker-tmp-dir /dev/shm` in a
+/// Dockerfile must not stop the server.
+fn gunicorn_flag(&(name, flags, takes_value): &(&'static str, &[&'static str], bool)) -> Arg {
+    let mut arg = Arg::new(name).hide(true);
+    for flag in flags {
+        arg = match flag.strip_prefix("--") {
+            Some(long) if arg.get_long().is_none() => arg.long(long),
+            Some(long) => arg.alias(long),
+            None => arg.short(flag.chars().nth(1).expect("-X")),
+        };
+    }
+    match takes_value {
+        true => arg.action(ArgAction::Append).value_name("VALUE"),
+        false => arg.action(ArgAction::SetTrue),
+    }
 }
 
 /// Parses RGUNICORN_CMD_ARGS or GUNICORN_CMD_ARGS (`name`): shell words, no program name.

@@ -132,6 +132,118 @@ pub const IGNORED: &[(&str, &str)] = &[
     ("on_dirty_starting", "there are no dirty arbiters"),
 ];
 
+/// gunicorn's command-line flags of the settings above (gunicorn 27), and whether each takes a
+/// value: accepted on the command line and in GUNICORN_CMD_ARGS, then treated as in a file.
+pub const FLAGS: &[(&str, &[&str], bool)] = &[
+    (
+        "asgi_disconnect_grace_period",
+        &["--asgi-disconnect-grace-period"],
+        true,
+    ),
+    ("asgi_lifespan", &["--asgi-lifespan"], true),
+    ("asgi_loop", &["--asgi-loop"], true),
+    ("ca_certs", &["--ca-certs"], true),
+    ("capture_output", &["--capture-output"], false),
+    ("casefold_http_method", &["--casefold-http-method"], false),
+    ("cert_reqs", &["--cert-reqs"], true),
+    ("certfile", &["--certfile"], true),
+    ("ciphers", &["--ciphers"], true),
+    ("control_socket", &["--control-socket"], true),
+    ("control_socket_disable", &["--no-control-socket"], false),
+    ("control_socket_mode", &["--control-socket-mode"], true),
+    ("dirty_apps", &["--dirty-app"], true),
+    (
+        "dirty_graceful_timeout",
+        &["--dirty-graceful-timeout"],
+        true,
+    ),
+    ("dirty_threads", &["--dirty-threads"], true),
+    ("dirty_timeout", &["--dirty-timeout"], true),
+    ("dirty_workers", &["--dirty-workers"], true),
+    (
+        "disable_redirect_access_to_syslog",
+        &["--disable-redirect-access-to-syslog"],
+        false,
+    ),
+    (
+        "do_handshake_on_connect",
+        &["--do-handshake-on-connect"],
+        false,
+    ),
+    ("dogstatsd_tags", &["--dogstatsd-tags"], true),
+    ("enable_backlog_metric", &["--enable-backlog-metric"], false),
+    (
+        "enable_stdio_inheritance",
+        &["-R", "--enable-stdio-inheritance"],
+        false,
+    ),
+    ("header_map", &["--header-map"], true),
+    ("http2_cleartext", &["--http2-cleartext"], true),
+    (
+        "http2_initial_window_size",
+        &["--http2-initial-window-size"],
+        true,
+    ),
+    (
+        "http2_max_concurrent_streams",
+        &["--http2-max-concurrent-streams"],
+        true,
+    ),
+    ("http2_max_frame_size", &["--http2-max-frame-size"], true),
+    (
+        "http2_max_header_list_size",
+        &["--http2-max-header-list-size"],
+        true,
+    ),
+    ("http_parser", &["--http-parser"], true),
+    ("http_protocols", &["--http-protocols"], true),
+    ("initgroups", &["--initgroups"], false),
+    ("keyfile", &["--keyfile"], true),
+    ("logconfig", &["--log-config"], true),
+    ("logconfig_json", &["--log-config-json"], true),
+    ("logger_class", &["--logger-class"], true),
+    ("paste", &["--paste", "--paster"], true),
+    (
+        "permit_obsolete_folding",
+        &["--permit-obsolete-folding"],
+        false,
+    ),
+    (
+        "permit_unconventional_http_method",
+        &["--permit-unconventional-http-method"],
+        false,
+    ),
+    (
+        "permit_unconventional_http_version",
+        &["--permit-unconventional-http-version"],
+        false,
+    ),
+    ("protocol", &["--protocol"], true),
+    ("proxy_allow_ips", &["--proxy-allow-from"], true),
+    ("raw_paste_global_conf", &["--paste-global"], true),
+    ("reload_engine", &["--reload-engine"], true),
+    ("reload_extra_files", &["--reload-extra-file"], true),
+    ("root_path", &["--root-path"], true),
+    ("sendfile", &["--no-sendfile"], false),
+    ("spew", &["--spew"], false),
+    ("ssl_version", &["--ssl-version"], true),
+    ("statsd_host", &["--statsd-host"], true),
+    ("statsd_prefix", &["--statsd-prefix"], true),
+    ("strip_header_spaces", &["--strip-header-spaces"], false),
+    ("suppress_ragged_eofs", &["--suppress-ragged-eofs"], false),
+    ("syslog", &["--log-syslog"], false),
+    ("syslog_addr", &["--log-syslog-to"], true),
+    ("syslog_facility", &["--log-syslog-facility"], true),
+    ("syslog_prefix", &["--log-syslog-prefix"], true),
+    ("uwsgi_allow_ips", &["--uwsgi-allow-from"], true),
+    (
+        "websocket_max_message_size",
+        &["--websocket-max-message-size"],
+        true,
+    ),
+    ("worker_tmp_dir", &["--worker-tmp-dir"], true),
+];
+
 /// What rgunicorn does with one gunicorn setting name that is not a plain setting of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -335,9 +335,13 @@ impl Layers {
         config_file: Option<ConfigSource>,
         python: &dyn PythonReader,
     ) -> Result<Settings> {
-        let args = self.env_args.into_iter().map(|c| c.settings);
-        let args = args
-            .chain([self.cli.settings])
+        let layers: Vec<cli::Cli> = self.env_args.into_iter().chain([self.cli]).collect();
+        for (name, value) in layers.iter().flat_map(|c| &c.gunicorn_flags) {
+            python::gunicorn_flag(name, value.as_deref(), python)?;
+        }
+        let args = layers
+            .into_iter()
+            .map(|c| c.settings)
             .fold(Partial::default(), Partial::merge);
         let fallbacks = env.fallbacks()?;
         let (from_file, hooks) = match &config_file {

@@ -190,6 +190,21 @@ fn hook(name: &'static str, arity: usize, entry: &Entry) -> Result<Option<&'stat
     }
 }
 
+/// A gunicorn flag of a setting rgunicorn lacks, judged as the same setting in a config file.
+pub fn gunicorn_flag(name: &str, value: Option<&str>, reader: &dyn PythonReader) -> Result<()> {
+    let flag = gunicorn::FLAGS.iter().find(|(n, ..)| *n == name);
+    let spelled = flag.and_then(|(_, flags, _)| flags.last()).unwrap_or(&"");
+    let entry = Entry {
+        name: name.to_owned(),
+        value: value.map_or(Value::Bool(true), |v| Value::Str(v.to_owned())),
+        repr: value.map_or(spelled.to_string(), |v| format!("{v:?}")),
+    };
+    match gunicorn::kind(name) {
+        Some(kind) => other_gunicorn_setting(name, kind, &entry, reader),
+        None => Ok(()),
+    }
+}
+
 fn other_gunicorn_setting(
     name: &str,
     kind: Kind,

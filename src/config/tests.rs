@@ -515,3 +515,22 @@ fn the_default_config_is_gunicorns_file_unless_one_is_given() {
     let s = run(&["app", "-c", path.to_str().unwrap()], &env).unwrap();
     assert_eq!(s.workers, 2);
 }
+
+#[test]
+fn gunicorn_flags_we_lack_are_recognised() {
+    let env = Environment {
+        gunicorn_cmd_args: Some("--worker-tmp-dir /dev/shm --no-control-socket".into()),
+        ..Environment::default()
+    };
+    let s = run(&["app", "-R", "--no-sendfile", "--workers", "2"], &env).unwrap();
+    assert_eq!(s.workers, 2);
+    let (key, value, allowed) = config_error(run(&["app", "--certfile", "/c.pem"], &env));
+    assert_eq!((key.as_str(), value.as_str()), ("certfile", "\"/c.pem\""));
+    assert!(allowed.contains("TLS is not supported"), "{allowed}");
+    let (key, value, _) = config_error(run(&["app", "--capture-output"], &env));
+    assert_eq!(
+        (key.as_str(), value.as_str()),
+        ("capture_output", "--capture-output")
+    );
+    assert!(run(&["app", "--proxy-allow-from", "127.0.0.1,::1"], &env).is_ok());
+}
