@@ -80,13 +80,21 @@ def test_usr1_reopens_log_files_after_rotation(start_server, tmp_path):
     wait_until(errors.exists, 10, message="the master reopening (creating) the error log")
     assert "Handling signal: usr1" in (tmp_path / "error.log.1").read_text()
 
-    def served_into_new_file():
-        assert srv.get("/hello?after").status == 200
-        return access.exists() and "/hello?after" in access.read_text()
-    # Each worker reopens when it gets the signal; poll until both did (requests may go to either).
-    wait_until(lambda: served_into_new_file() and served_into_new_file(), 10,
-               message="the workers writing to a fresh access log")
-    assert "/hello?after" not in (tmp_path / "access.log.1").read_text()
+    # Each worker reopens when it gets the signal: poll until each of them wrote into the fresh
+    # file (a request served before its worker reopened still lands in the old one).
+    reopened, sent = set(), iter(range(10_000))
+
+    def both_reopened():
+        n = next(sent)
+        pid = srv.json(f"/pid?after-{n}")["pid"]
+        if access.exists() and f"/pid?after-{n} " in access.read_text():
+            reopened.add(pid)
+        return reopened >= set(srv.worker_pids())
+    wait_until(both_reopened, 10, message="both workers writing to a fresh access log")
+    for i in range(4):
+        assert srv.get(f"/hello?final-{i}").status == 200
+    wait_until(lambda: "/hello?final-3" in access.read_text(), 10, message="the last access line")
+    assert "/hello?final" not in (tmp_path / "access.log.1").read_text()
 
 
 def test_app_traceback_goes_to_error_log(server):
