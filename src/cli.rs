@@ -1,6 +1,6 @@
 //! The command line, shared by the cargo binary (main.rs) and the wheel's `main(argv)`
 //! (wsgi/module.rs): loads the settings, answers --check-config and --print-config, starts logging
-//! and runs the master. The only place that turns an Error into a message and an exit code; never
+//! and runs the master, or hands `rgunicorn ctl ...` to `ctl`. The only place that turns an Error into a message and an exit code; never
 //! forks or binds itself.
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,6 +20,9 @@ pub struct Program {
 
 /// Runs rgunicorn with `argv` (program name first); returns the process exit code.
 pub fn run(argv: Vec<OsString>, program: Program) -> i32 {
+    if argv.get(1).is_some_and(|word| word == "ctl") {
+        return crate::ctl::main(&argv[2..]);
+    }
     match try_run(argv, program) {
         Ok(code) => code,
         Err(error) => {

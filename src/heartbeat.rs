@@ -9,7 +9,7 @@ use crate::Result;
 const BUSY_SINCE: usize = 0;
 const LAST_BEAT: usize = 1;
 const PID: usize = 2;
-/// The worker's stage: 0 booting, BOOTED, RETIRING.
+/// The worker's stage: 0 booting, BOOTED, RETIRING, RETIRING_CHANGED.
 const STAGE: usize = 3;
 const TEXT_LEN: usize = 4;
 const PAUSED_AT: usize = 5;
@@ -20,6 +20,8 @@ const SLOT_WORDS: usize = 16;
 const TEXT_BYTES: usize = (SLOT_WORDS - TEXT) * 8;
 const BOOTED: u64 = 1;
 const RETIRING: u64 = 2;
+/// Retiring because the app's code changed (`reload`).
+const RETIRING_CHANGED: u64 = 3;
 
 /// The heartbeat table; created by the master before the first fork.
 pub struct Heartbeats {
@@ -110,8 +112,18 @@ impl Slot<'_> {
         self.words[STAGE].store(RETIRING, Ordering::Release);
     }
 
+    /// As `set_retiring`, because the app's code changed.
+    pub fn set_retiring_code_changed(&self) {
+        self.words[STAGE].store(RETIRING_CHANGED, Ordering::Release);
+    }
+
     pub fn retiring(&self) -> bool {
-        self.words[STAGE].load(Ordering::Acquire) == RETIRING
+        self.words[STAGE].load(Ordering::Acquire) >= RETIRING
+    }
+
+    /// Retiring because the app's code changed.
+    pub fn code_changed(&self) -> bool {
+        self.words[STAGE].load(Ordering::Acquire) == RETIRING_CHANGED
     }
 
     /// The fork request this slot was last reset for (on a worker's first thread record).
@@ -223,7 +235,9 @@ mod tests {
         assert_eq!(slot.view().request.len(), TEXT_BYTES);
         assert!(slot.view().booted);
         slot.set_retiring();
-        assert!(slot.retiring() && slot.booted());
+        assert!(slot.retiring() && slot.booted() && !slot.code_changed());
+        slot.set_retiring_code_changed();
+        assert!(slot.retiring() && slot.code_changed());
         beats.reset_worker(0, 77, 9);
         assert_eq!(slot.owner(), 9);
         assert!(!slot.retiring());

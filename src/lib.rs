@@ -3,17 +3,20 @@
 //! ```text
 //! main.rs   the cargo binary: argv -> cli::run
 //! cli       argv -> config::load -> logging::init -> master::run; Error -> message + exit code;
-//!           shared by main.rs and the wheel's `main(argv)` (wsgi/module.rs)
+//!           shared by main.rs and the wheel's `main(argv)` (wsgi/module.rs); `ctl` goes to ctl.rs
+//! ctl       `rgunicorn ctl`: one command to a running master's control socket, its JSON answer
 //! config    clap + config file (TOML, or gunicorn.conf.py through wsgi's reader) + GUNICORN_CMD_ARGS
 //!           + RGUNICORN_CMD_ARGS merged into one validated Settings (pure)
-//! logging   gunicorn-style error log (tracing) and access log formatting
+//! logging   gunicorn-style error log (tracing) and access log formatting, text or JSON lines
 //! master    single-threaded arbiter: a pure model decides (model.rs, exits.rs, converge.rs;
 //!           invariants.rs checks it), the loop observes (observe.rs) and acts (effects.rs,
 //!           zygote.rs, spawn.rs); no tokio, no Python
 //! worker    child entry after fork: Python, app, tokio reactor, thread pool, heartbeat
+//! metrics   counters in shared memory (worker lanes, the master's tallies), worker ids, exposition
 //! http      request-head parser, body framing, response framing, the per-worker reactor
 //! wsgi      the Python bridge (the only user of pyo3): interpreter, app, environ, streams, the
 //!           Python config reader, the server hooks' objects and calls, the wheel's #[pymodule]
+//! statsd    gunicorn's statsd metrics over UDP or a unix datagram socket, batched, never blocking
 //! sockets   OS: bind/inherit listeners, accept without the reactor, blocking I/O with deadlines
 //! process   OS: fork, signals to children, waitpid, shared memory, process title, the zygote
 //!           link's message pipes (frames.rs)
@@ -34,7 +37,7 @@
 //! | the zygote link | worker/link.rs (messages), master/zygote.rs, worker/zygote.rs |
 //! | drains (idle and half-sent connections; a second TERM) | http/head_read.rs, process.rs (`exit_on_second_term`) |
 //! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
-//! | the access log line | logging/access.rs, worker/observe.rs |
+//! | the access log line (written in batches) | logging/access.rs, worker/observe.rs, worker/mod.rs (`flush_often`) |
 //! | exit codes | error.rs |
 //! | gunicorn.conf.py: which names are settings, hooks, errors, warnings | config/python.rs, config/gunicorn.rs |
 //! | running a Python config (the interpreter of a cargo binary's master starts there) | wsgi/config_file.rs |
@@ -44,6 +47,16 @@
 //! | pre_request / post_request around the app | wsgi/handler.rs (`call_app_with_hooks`) |
 //! | the wheel: `main(argv)`, USR2 with sys.executable | wsgi/module.rs, python/rgunicorn/, cli.rs |
 //! | CPython's fork hooks around every fork of a process with Python | wsgi/interpreter.rs (`fork_with_python`) |
+//! | JSON logs, the WORKER TIMEOUT record with its traceback | logging/json.rs, master/telemetry.rs (`report_timeout`) |
+//! | worker ids (`RGUNICORN_WORKER_ID`), prometheus_client multiprocess | metrics/shared.rs (`claim`), wsgi/identity.rs, master/telemetry.rs |
+//! | restarts by reason, boot failures, reloads by outcome | master/events.rs (`Tally`), master/exits.rs, master/converge.rs |
+//! | /metrics (served by the master, non-blocking) | master/endpoint.rs, master/scrape.rs, metrics/exposition.rs |
+//! | per-request counters, connections, worker memory | worker/observe.rs, metrics/shared.rs (`Lane`), worker/mod.rs (`beat`) |
+//! | listen queue depth | sockets/queue.rs |
+//! | max_worker_memory | worker/mod.rs (`beat` measures), master/observe.rs (`over_memory`), master/model.rs (`retire_for`) |
+//! | the control socket and `rgunicorn ctl` | master/control.rs, master/control_show.rs, ctl.rs |
+//! | statsd (gunicorn's names, batched per worker, log counts) | statsd.rs, worker/observe.rs (`Reporting`), master/telemetry.rs (`tick`) |
+//! | the Grafana dashboard, the Loki pipeline | config/grafana/rgunicorn.json, config/loki/rgunicorn.alloy |
 //!
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only, config's types (Settings for the hooks' `cfg`, the PythonReader trait it
@@ -53,15 +66,18 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
 pub mod logging;
 pub mod master;
+pub mod metrics;
 pub mod pidfile;
 pub mod privileges;
 pub mod process;
 pub mod sockets;
+pub mod statsd;
 pub mod systemd;
 pub mod worker;
 pub mod wsgi;

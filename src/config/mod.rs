@@ -48,6 +48,34 @@ pub enum LogLevel {
     Critical,
 }
 
+/// How error-log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// gunicorn's `[time] [pid] [LEVEL] message`.
+    Text,
+    /// One JSON object per line (for Loki).
+    Json,
+}
+
+/// A statsd server: gunicorn's `statsd_host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsdTarget {
+    /// `HOST:PORT`, resolved when the client starts.
+    Udp { host: String, port: u16 },
+    /// `unix:PATH` (or `unix://PATH`): a unix datagram socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for StatsdTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatsdTarget::Udp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            StatsdTarget::Udp { host, port } => write!(f, "{host}:{port}"),
+            StatsdTarget::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// One listening address, as given to `--bind`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindSpec {
@@ -81,6 +109,8 @@ pub struct Settings {
     pub keepalive: Duration,
     pub max_requests: u64,
     pub max_requests_jitter: u64,
+    /// Unshared memory (MiB) past which a worker is retired and replaced; 0 = no limit.
+    pub max_worker_memory: u64,
     pub preload_app: bool,
     pub chdir: Option<PathBuf>,
     pub pythonpath: Vec<PathBuf>,
@@ -92,7 +122,19 @@ pub struct Settings {
     /// "-" = stderr.
     pub errorlog: String,
     pub loglevel: LogLevel,
+    /// gunicorn's atoms, or "json".
     pub access_log_format: String,
+    pub log_format: LogFormat,
+    /// Where the master serves /metrics (TCP or unix); None = no endpoint.
+    pub metrics_bind: Option<BindSpec>,
+    /// Where statsd metrics go; None = no statsd.
+    pub statsd_host: Option<StatsdTarget>,
+    /// "" or a prefix ending in one '.', as gunicorn normalises it.
+    pub statsd_prefix: String,
+    /// DogStatsD tags, comma-separated; "" = none.
+    pub dogstatsd_tags: String,
+    /// The master's control socket (`rgunicorn ctl`); None = off.
+    pub control_socket: Option<PathBuf>,
     pub reuse_port: bool,
     pub proc_name: Option<String>,
     /// The master's pid file (`-p/--pid`); None = no pid file.

@@ -66,6 +66,9 @@ partial_settings! {
     /// Random extra requests added to max_requests per worker.
     #[arg(long, value_name = "INT")]
     max_requests_jitter: u64,
+    /// MiB of unshared memory past which a worker is replaced after its current requests (0 = off).
+    #[arg(long, value_name = "MIB")]
+    max_worker_memory: u64,
     /// Load the application in the master before forking the workers.
     #[arg(long = "preload", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
@@ -92,9 +95,27 @@ partial_settings! {
     /// Error log level: debug, info, warning, error or critical.
     #[arg(long = "log-level", value_name = "LEVEL")]
     loglevel: String,
-    /// Access log line format (gunicorn's atoms).
-    #[arg(long = "access-logformat", value_name = "STRING")]
+    /// Access log line format: gunicorn's atoms, or "json" for one JSON object per request.
+    #[arg(long = "access-logformat", visible_alias = "access-log-format", value_name = "STRING")]
     access_log_format: String,
+    /// Error log line format: "text" (gunicorn's) or "json" (one JSON object per line).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    log_format: String,
+    /// Serve Prometheus /metrics at this address (HOST:PORT or unix:PATH); off when unset.
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_bind: String,
+    /// Send statsd metrics to HOST:PORT (UDP) or unix:PATH (a unix datagram socket).
+    #[arg(long, value_name = "STATSD_ADDR")]
+    statsd_host: String,
+    /// Prefix of the statsd metric names ("app" sends app.gunicorn.requests).
+    #[arg(long, value_name = "STATSD_PREFIX")]
+    statsd_prefix: String,
+    /// Comma-separated DogStatsD tags (key:value) added to every statsd metric.
+    #[arg(long, value_name = "DOGSTATSD_TAGS")]
+    dogstatsd_tags: String,
+    /// Unix socket (mode 0600) where the master takes `rgunicorn ctl` commands; off when unset.
+    #[arg(long, value_name = "PATH")]
+    control_socket: String,
     /// Set SO_REUSEPORT on the listening sockets.
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
@@ -250,7 +271,7 @@ mod tests {
     fn names_are_the_toml_keys() {
         assert_eq!(Partial::NAMES[0], "wsgi_app");
         assert!(Partial::NAMES.contains(&"secure_scheme_headers"));
-        assert_eq!(Partial::NAMES.len(), 38);
+        assert_eq!(Partial::NAMES.len(), 45);
     }
 
     #[test]

@@ -47,6 +47,7 @@ impl Settings {
             ("keepalive", Some(seconds(self.keepalive))),
             ("max_requests", int(self.max_requests)),
             ("max_requests_jitter", int(self.max_requests_jitter)),
+            ("max_worker_memory", int(self.max_worker_memory)),
             ("preload_app", Some(Value::Boolean(self.preload_app))),
             ("chdir", self.chdir.as_deref().and_then(path)),
             (
@@ -62,6 +63,15 @@ impl Settings {
             ("errorlog", text(&self.errorlog)),
             ("loglevel", text(self.loglevel.as_str())),
             ("access_log_format", text(&self.access_log_format)),
+            ("log_format", text(self.log_format.as_str())),
+            ("metrics_bind", self.metrics_bind.as_ref().and_then(text)),
+            ("statsd_host", self.statsd_host.as_ref().and_then(text)),
+            ("statsd_prefix", text(&self.statsd_prefix)),
+            ("dogstatsd_tags", text(&self.dogstatsd_tags)),
+            (
+                "control_socket",
+                self.control_socket.as_deref().and_then(path),
+            ),
             ("reuse_port", Some(Value::Boolean(self.reuse_port))),
             ("proc_name", self.proc_name.as_deref().and_then(text)),
             ("pidfile", self.pidfile.as_deref().and_then(path)),

@@ -139,7 +139,7 @@ fn gunicorn_settings_we_lack_are_errors_or_warnings() {
     for (name, value) in [
         ("certfile", str("/etc/cert.pem")),
         ("capture_output", Value::Bool(true)),
-        ("statsd_host", str("localhost:8125")),
+        ("syslog", Value::Bool(true)),
         ("protocol", str("uwsgi")),
     ] {
         match read_one(name, value) {
@@ -149,6 +149,18 @@ fn gunicorn_settings_we_lack_are_errors_or_warnings() {
             }
             other => panic!("{name}: {:?}", other.map(|r| r.hooks)),
         }
+    }
+}
+
+#[test]
+fn gunicorns_statsd_and_control_socket_settings_are_ours() {
+    for (name, value) in [
+        ("statsd_host", str("localhost:8125")),
+        ("statsd_prefix", str("web")),
+        ("dogstatsd_tags", str("env:prod")),
+        ("control_socket", str("/run/app.ctl")),
+    ] {
+        assert!(read_one(name, value).is_ok(), "{name}");
     }
 }
 

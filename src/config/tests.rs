@@ -364,6 +364,9 @@ fn example_file_parses_and_documents_every_key() {
         "user",
         "group",
         "socket_mode",
+        "metrics_bind",
+        "statsd_host",
+        "control_socket",
     ];
     let mut defaults = default_settings();
     let s = validate::settings(parsed, None).unwrap();
@@ -376,6 +379,9 @@ fn example_file_parses_and_documents_every_key() {
     defaults.user = s.user.clone();
     defaults.group = s.group.clone();
     defaults.socket_mode = s.socket_mode;
+    defaults.metrics_bind = s.metrics_bind.clone();
+    defaults.statsd_host = s.statsd_host.clone();
+    defaults.control_socket = s.control_socket.clone();
     assert_eq!(
         s, defaults,
         "keys other than {example_valued:?} must show the default"

@@ -208,11 +208,12 @@ impl BodyReader {
     }
 
     /// Reads and discards what is left of the body, up to `max` bytes, so the connection can serve
-    /// the next request; returns the connection and whether it is positioned at the next request.
-    pub fn finish(mut self, max: u64) -> (ConnIo, bool) {
+    /// the next request; returns the connection, whether it is positioned at the next request, and
+    /// the body bytes read in all.
+    pub fn finish(mut self, max: u64) -> (ConnIo, bool, u64) {
         let reusable = !self.continue_pending && !self.failed && self.discard_rest(max);
         self.conn.compact();
-        (self.conn, reusable)
+        (self.conn, reusable, self.received)
     }
 
     fn discard_rest(&mut self, max: u64) -> bool {

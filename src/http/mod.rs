@@ -106,6 +106,7 @@ impl Finished {
                 head,
                 status,
                 body_bytes: 0,
+                request_body_bytes: 0,
                 response_headers: None,
             },
         }
@@ -118,6 +119,8 @@ pub struct Report {
     pub head: Box<RequestHead>,
     pub status: u16,
     pub body_bytes: u64,
+    /// Request body bytes read (by the app, and drained after it).
+    pub request_body_bytes: u64,
     /// The app's status and headers as sent (None when the app never started a response).
     pub response_headers: Option<response::HeaderBlock>,
 }

@@ -37,6 +37,9 @@ pub struct ServeConfig {
     pub exchange: ExchangeConfig,
     /// Requests started so far, counted here and read by the worker (max_requests, idleness).
     pub started: Arc<AtomicU64>,
+    /// Told `true` when a connection is accepted and `false` when it closes (the worker's
+    /// metrics); None costs nothing.
+    pub on_connection: Option<fn(bool)>,
 }
 
 /// Where requests run.
@@ -180,7 +183,7 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
             Ok((stream, peer, local)) => {
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, peer, local, &shared).await;
+                    serve_counted(stream, peer, local, &shared).await;
                     drop(slot);
                 });
                 // One connection per turn: its first request takes a thread before this loop
@@ -213,7 +216,7 @@ async fn sweep_accept_queue(acceptor: &Acceptor, shared: &Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            serve_connection(stream, peer, local, &shared).await;
+            serve_counted(stream, peer, local, &shared).await;
             drop(slot);
         });
     }
@@ -223,6 +226,17 @@ async fn sweep_accept_queue(acceptor: &Acceptor, shared: &Arc<Shared>) {
 async fn accept_error(error: io::Error) {
     tracing::warn!("accept failed: {error}");
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn serve_counted(stream: Stream, peer: Peer, local: Local, shared: &Shared) {
+    let hook = shared.config.on_connection;
+    if let Some(hook) = hook {
+        hook(true);
+    }
+    serve_connection(stream, peer, local, shared).await;
+    if let Some(hook) = hook {
+        hook(false);
+    }
 }
 
 async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared) {

@@ -1,10 +1,13 @@
-//! The access log: one line per response in `access_log_format`, shared by all threads of a
-//! worker. Never panics and never reports write errors to the request path.
+//! The access log: one line per response in `access_log_format` (or JSON), shared by all threads
+//! of a worker and written in batches of whole lines: a batch goes out when it would pass what
+//! one write(2) keeps whole, or on `flush` (the worker's timer, every BATCH_MS, and its exit).
+//! Never panics and never reports write errors to the request path.
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::format::Format;
+use super::json;
 use super::sink::{Console, Sink};
 use crate::config::Settings;
 use crate::Result;
@@ -29,18 +32,61 @@ pub struct AccessRecord<'a> {
     pub started: SystemTime,
     pub duration: Duration,
     pub pid: u32,
+    /// The worker's id (`RGUNICORN_WORKER_ID`), when it has one.
+    pub worker: Option<u32>,
 }
+
+/// A line waits at most this long before it is written (the worker flushes as often).
+pub const BATCH_MS: u64 = 100;
 
 /// An open access log with its compiled format.
 #[derive(Debug)]
 pub struct AccessLog {
-    format: Format,
-    sink: Arc<Sink>,
+    style: Style,
+    batch: Arc<Batch>,
 }
+
+/// Lines not written yet.
+#[derive(Debug)]
+struct Batch {
+    sink: Arc<Sink>,
+    lines: Mutex<Vec<u8>>,
+}
+
+/// Every batch of this process, for `flush_all` (the worker's timer, exit and USR1).
+static BATCHES: Mutex<Vec<Weak<Batch>>> = Mutex::new(Vec::new());
+
+/// `access_log_format`: gunicorn's atoms, or "json" for one JSON object per request.
+#[derive(Debug)]
+enum Style {
+    Text(Format),
+    Json,
+}
+
+/// The `access_log_format` value that selects JSON lines.
+pub const JSON_FORMAT: &str = "json";
 
 thread_local! {
     /// Reused per thread so that logging a request does not allocate once warmed up.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    static JSON_LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `write` with this thread's buffer; a thread being torn down, or a nested call, gets a
+/// fresh one instead of a panic.
+fn with_buffer<T: Default + 'static>(
+    buffer: &'static std::thread::LocalKey<RefCell<T>>,
+    write: impl FnOnce(&mut T),
+) {
+    let mut write = Some(write);
+    let _ = buffer.try_with(|cell| {
+        if let (Ok(mut reused), Some(write)) = (cell.try_borrow_mut(), write.take()) {
+            write(&mut reused);
+        }
+    });
+    if let Some(write) = write {
+        write(&mut T::default());
+    }
 }
 
 impl AccessLog {
@@ -49,30 +95,90 @@ impl AccessLog {
         let Some(name) = settings.accesslog.as_deref() else {
             return Ok(None);
         };
-        Ok(Some(AccessLog {
-            format: Format::compile(&settings.access_log_format),
+        let style = match settings.access_log_format.as_str() {
+            JSON_FORMAT => Style::Json,
+            format => Style::Text(Format::compile(format)),
+        };
+        let batch = Arc::new(Batch {
             sink: Sink::open(name, Console::Stdout)?,
-        }))
+            lines: Mutex::new(Vec::new()),
+        });
+        let mut batches = BATCHES.lock().unwrap_or_else(PoisonError::into_inner);
+        batches.retain(|b| b.strong_count() > 0);
+        batches.push(Arc::downgrade(&batch));
+        Ok(Some(AccessLog { style, batch }))
+    }
+
+    /// Whether the format shows response headers (building them costs, so only then).
+    pub fn wants_response_headers(&self) -> bool {
+        matches!(&self.style, Style::Text(format) if format.has_response_headers())
+    }
+
+    /// Writes the lines waiting in this log.
+    pub fn flush(&self) {
+        self.batch.flush();
     }
 
     /// Writes one line for `record`.
     pub fn log(&self, record: &AccessRecord<'_>) {
-        let write = |line: &mut String| {
-            line.clear();
-            self.format.render(line, record);
-            line.push('\n');
-            self.sink.write_line(line.as_bytes());
-        };
-        // A thread being torn down, or a nested call, gets a fresh buffer instead of a panic.
-        let reused = LINE.try_with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                write(&mut line);
-                true
-            }
-            Err(_) => false,
-        });
-        if !matches!(reused, Ok(true)) {
-            write(&mut String::new());
+        match &self.style {
+            Style::Text(format) => with_buffer(&LINE, |line: &mut String| {
+                line.clear();
+                format.render(line, record);
+                line.push('\n');
+                self.batch.add(line.as_bytes());
+            }),
+            Style::Json => with_buffer(&JSON_LINE, |line: &mut Vec<u8>| {
+                line.clear();
+                json::render_access(line, record, record.started + record.duration);
+                line.push(b'\n');
+                self.batch.add(line);
+            }),
+        }
+    }
+}
+
+/// Writes every access log's waiting lines (before a reopen, at exit, on the worker's timer).
+pub fn flush_all() {
+    let batches: Vec<Arc<Batch>> = {
+        let batches = BATCHES.lock().unwrap_or_else(PoisonError::into_inner);
+        batches.iter().filter_map(Weak::upgrade).collect()
+    };
+    for batch in batches {
+        batch.flush();
+    }
+}
+
+/// Lines still waiting when the log goes (the worker's handler is dropped at its end).
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl Batch {
+    fn add(&self, line: &[u8]) {
+        let limit = self.sink.whole_write_limit();
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() + line.len() > limit {
+            self.write_out(&mut lines);
+        }
+        lines.extend_from_slice(line);
+        if lines.len() >= limit {
+            self.write_out(&mut lines);
+        }
+    }
+
+    fn flush(&self) {
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_out(&mut lines);
+    }
+
+    /// One write(2) of whole lines, under the lock so that batches keep their order.
+    fn write_out(&self, lines: &mut Vec<u8>) {
+        if !lines.is_empty() {
+            self.sink.write_line(lines);
+            lines.clear();
         }
     }
 }
@@ -117,12 +223,14 @@ mod tests {
             started: SystemTime::now(),
             duration: Duration::from_millis(3),
             pid: 1,
+            worker: None,
         };
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| (0..50).for_each(|_| log.log(&record)));
             }
         });
+        log.flush();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 200);
         assert!(text.lines().all(|line| line == "GET /a 200"), "{text}");

@@ -73,6 +73,11 @@ impl Format {
         Format(segments)
     }
 
+    /// Whether any atom is a response header (`%({name}o)s`).
+    pub fn has_response_headers(&self) -> bool {
+        (self.0.iter()).any(|s| matches!(s, Segment::Atom(Atom::ResponseHeader(_))))
+    }
+
     /// Appends the rendered line (without newline) to `out`.
     pub fn render(&self, out: &mut String, record: &AccessRecord<'_>) {
         for segment in &self.0 {
@@ -270,6 +275,7 @@ mod tests {
             started: UNIX_EPOCH + Duration::from_secs(1_795_694_400),
             duration: Duration::from_micros(2_345_678),
             pid: 4242,
+            worker: None,
         };
         let mut out = String::new();
         Format::compile(format).render(&mut out, &record);
@@ -349,6 +355,7 @@ mod tests {
             started: UNIX_EPOCH,
             duration: Duration::ZERO,
             pid: 1,
+            worker: None,
         }
     }
 

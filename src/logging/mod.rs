@@ -1,7 +1,8 @@
-//! Logging: the gunicorn-style error log (a global tracing subscriber) and the access log.
-//! Owns log formatting and the log files; never decides what to log or when to reopen.
+//! Logging: the error log (a global tracing subscriber, gunicorn's text or JSON lines) and the
+//! access log. Owns log formatting and the log files; never decides what to log or when to reopen.
 use std::cell::RefCell;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -11,16 +12,17 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::{reload, Registry};
 
-use crate::config::{LogLevel, Settings};
+use crate::config::{LogFormat, LogLevel, Settings};
 use crate::{Error, Result};
 use sink::{Console, Sink};
 
 mod access;
 mod clock;
 mod format;
+pub mod json;
 mod sink;
 
-pub use access::{AccessLog, AccessRecord};
+pub use access::{AccessLog, AccessRecord, BATCH_MS, JSON_FORMAT};
 
 /// The error log's destination, swapped in place when `init` runs again (HUP reload).
 type SinkSlot = Arc<RwLock<Arc<Sink>>>;
@@ -32,10 +34,38 @@ struct Installed {
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
 
+/// The target of events gunicorn logs as CRITICAL (tracing has no such level): they show as
+/// CRITICAL and count as gunicorn.log.critical.
+pub const CRITICAL: &str = "critical";
+
+/// The error log writes JSON objects (`log_format = "json"`); switched by `init`.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether the error log of this process writes JSON lines.
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Where workers write Python tracebacks when the error log is JSON: the master reads them into
+/// the records of the timeouts and crashes they explain. Set by the master before it forks.
+static TRACEBACKS: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+pub fn set_traceback_dir(dir: std::path::PathBuf) {
+    let _ = TRACEBACKS.set(dir);
+}
+
+/// The traceback file of process `pid`, when the master made the directory.
+pub fn traceback_file(pid: i32) -> Option<std::path::PathBuf> {
+    TRACEBACKS
+        .get()
+        .map(|dir| dir.join(format!("traceback.{pid}")))
+}
+
 /// Sends `tracing` events to `errorlog` at `loglevel`. A second call (HUP reload) switches the
 /// file and the level of the subscriber installed by the first.
 pub fn init(settings: &Settings) -> Result<()> {
     let sink = Sink::open(&settings.errorlog, Console::Stderr)?;
+    JSON.store(settings.log_format == LogFormat::Json, Ordering::Relaxed);
     if let Some(installed) = INSTALLED.get() {
         *installed
             .sink
@@ -46,9 +76,13 @@ pub fn init(settings: &Settings) -> Result<()> {
     }
     let slot: SinkSlot = Arc::new(RwLock::new(sink));
     let (filter, level) = reload::Layer::new(level_filter(settings.loglevel));
-    let subscriber = Registry::default().with(filter).with(ErrorLog {
-        sink: Arc::clone(&slot),
-    });
+    let subscriber = Registry::default()
+        .with(filter)
+        .with(ErrorLog {
+            sink: Arc::clone(&slot),
+            json: &JSON,
+        })
+        .with(crate::statsd::LogCounts);
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| Error::io("install the error log", std::io::Error::other(e)))?;
     let _ = INSTALLED.set(Installed { sink: slot, level });
@@ -63,9 +97,16 @@ pub fn set_level(level: LogLevel) {
     }
 }
 
-/// Reopens the error log and access log files of this process (SIGUSR1, after logrotate).
+/// Reopens the error log and access log files of this process (SIGUSR1, after logrotate); the
+/// access lines still waiting go to the old files first.
 pub fn reopen() -> Result<()> {
+    access::flush_all();
     sink::reopen_all()
+}
+
+/// Writes the access log lines waiting in this process (its timer, and before it exits).
+pub fn flush() {
+    access::flush_all();
 }
 
 fn level_filter(level: LogLevel) -> LevelFilter {
@@ -77,9 +118,10 @@ fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// The layer that writes `[time] [pid] [LEVEL] message key=value` lines.
+/// The layer that writes `[time] [pid] [LEVEL] message key=value` lines, or JSON objects.
 struct ErrorLog {
     sink: SinkSlot,
+    json: &'static AtomicBool,
 }
 
 thread_local! {
@@ -89,14 +131,21 @@ thread_local! {
 
 impl<S: Subscriber> Layer<S> for ErrorLog {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        // Read at each event: workers fork after init and must show their own pid.
+        let pid = std::process::id();
+        let sink = || Arc::clone(&self.sink.read().unwrap_or_else(PoisonError::into_inner));
+        if self.json.load(Ordering::Relaxed) {
+            let level = level_name(event).to_ascii_lowercase();
+            let mut line = Vec::with_capacity(256);
+            json::render_event(&mut line, event, &level, SystemTime::now(), pid);
+            line.push(b'\n');
+            return sink().write_line(&line);
+        }
         let write = |(line, fields): &mut (String, String)| {
             line.clear();
             fields.clear();
-            // Read at each event: workers fork after init and must show their own pid.
-            let pid = std::process::id();
             format_event(line, fields, event, SystemTime::now(), pid);
-            let sink = Arc::clone(&self.sink.read().unwrap_or_else(PoisonError::into_inner));
-            sink.write_line(line.as_bytes());
+            sink().write_line(line.as_bytes());
         };
         let reused = BUFFERS.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut buffers) => {
@@ -120,11 +169,7 @@ fn format_event(
 ) {
     line.push('[');
     clock::write_error_log_time(line, now);
-    let _ = write!(
-        line,
-        "] [{pid}] [{}] ",
-        level_name(*event.metadata().level())
-    );
+    let _ = write!(line, "] [{pid}] [{}] ", level_name(event));
     event.record(&mut Fields {
         message: line,
         rest: fields,
@@ -133,9 +178,12 @@ fn format_event(
     line.push('\n');
 }
 
-/// gunicorn's level names; tracing has no CRITICAL, so critical messages log as ERROR.
-fn level_name(level: Level) -> &'static str {
-    match level {
+/// gunicorn's level names; tracing has no CRITICAL: those events have the CRITICAL target.
+fn level_name(event: &Event<'_>) -> &'static str {
+    if event.metadata().target() == CRITICAL {
+        return "CRITICAL";
+    }
+    match *event.metadata().level() {
         Level::TRACE => "TRACE",
         Level::DEBUG => "DEBUG",
         Level::INFO => "INFO",
@@ -144,7 +192,8 @@ fn level_name(level: Level) -> &'static str {
     }
 }
 
-/// Puts the message in place and collects the other fields as ` key=value`.
+/// Puts the message in place and collects the other fields as ` key=value`; a `traceback` field
+/// goes on the lines after the message, as gunicorn prints one.
 struct Fields<'a> {
     message: &'a mut String,
     rest: &'a mut String,
@@ -154,6 +203,9 @@ impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message.push_str(value);
+        } else if field.name() == "traceback" {
+            self.rest.push('\n');
+            self.rest.push_str(value.trim_end());
         } else if value.is_empty()
             || value.contains(|c: char| c.is_whitespace() || "\"=".contains(c))
         {
@@ -170,6 +222,7 @@ impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         let _ = match field.name() {
             "message" => write!(self.message, "{value:?}"),
+            "traceback" => write!(self.rest, "\n{value:?}"),
             name => write!(self.rest, " {name}={value:?}"),
         };
     }
@@ -185,8 +238,10 @@ mod tests {
     fn lines_look_like_gunicorn() {
         let path = temp_log("error");
         let sink = Sink::open(path.to_str().unwrap(), Console::Stderr).unwrap();
+        static TEXT: AtomicBool = AtomicBool::new(false);
         let layer = ErrorLog {
             sink: Arc::new(RwLock::new(sink)),
+            json: &TEXT,
         };
         let subscriber = Registry::default().with(LevelFilter::INFO).with(layer);
         tracing::subscriber::with_default(subscriber, || {
@@ -208,6 +263,43 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines[0].find(']'), Some(26), "{text}");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn json_lines_carry_the_fields_with_their_types() {
+        static JSON_ON: AtomicBool = AtomicBool::new(true);
+        let path = temp_log("json");
+        let sink = Sink::open(path.to_str().unwrap(), Console::Stderr).unwrap();
+        let layer = ErrorLog {
+            sink: Arc::new(RwLock::new(sink)),
+            json: &JSON_ON,
+        };
+        let subscriber = Registry::default().with(LevelFilter::INFO).with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                worker_pid = 7,
+                seconds = 2.5,
+                traceback = "T\n\"q\"",
+                "WORKER \x01"
+            );
+            tracing::warn!(ok = true, "w");
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect(l))
+            .collect();
+        assert_eq!(lines[0]["msg"], "WORKER \u{1}");
+        assert_eq!(lines[0]["level"], "error");
+        assert_eq!(lines[0]["pid"], std::process::id());
+        assert_eq!(lines[0]["worker_pid"], 7);
+        assert_eq!(lines[0]["seconds"], 2.5);
+        assert_eq!(lines[0]["traceback"], "T\n\"q\"");
+        assert_eq!(
+            (lines[1]["level"].as_str(), lines[1]["ok"].as_bool()),
+            (Some("warning"), Some(true))
+        );
         let _ = std::fs::remove_file(path);
     }
 

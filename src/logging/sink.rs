@@ -67,6 +67,15 @@ impl Sink {
         };
     }
 
+    /// The most bytes one write(2) keeps whole here: PIPE_BUF for the console (a pipe, shared by
+    /// every process), more for an O_APPEND file.
+    pub fn whole_write_limit(&self) -> usize {
+        match self.target {
+            Target::Console(_) => 4096,
+            Target::File { .. } => 64 * 1024,
+        }
+    }
+
     /// Opens the path again, so that a rotated file is replaced by a fresh one.
     fn reopen(&self) -> Result<()> {
         if let Target::File { path, file } = &self.target {

@@ -3,7 +3,7 @@
 //! Also the small helpers; the invariants are in `invariants.rs`. Pure, like `model.rs`.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Level, Notice};
+use super::events::{Action, Level, Notice, ReloadOutcome, RestartReason, Tally};
 use super::model::{Generation, Model, Phase, Zygote, EARLY_DEATH_MS};
 use super::workers::WorkerState;
 
@@ -73,6 +73,10 @@ impl Model {
             .pids_where(|w| w.generation < id && w.is_active());
         if completes {
             self.current_mut().complete = true;
+            self.count(Tally::Reload {
+                generation: Some(id),
+                outcome: ReloadOutcome::Success,
+            });
             self.log(
                 Level::Info,
                 format!("reload complete; retiring {} old workers", old.len()),
@@ -81,7 +85,7 @@ impl Model {
                 self.kill_zygote(generation);
             }
         }
-        self.retire(&old, now);
+        self.retire(&old, RestartReason::Reload, now);
     }
 
     /// Older generations go once their last process is gone, except the newest one that booted
@@ -115,12 +119,12 @@ impl Model {
         let pending = self.pending_of(current.spec.id);
         let target = current.target.saturating_sub(pending);
         let excess = self.workers.excess(current.spec.id, target);
-        self.retire(&excess, now);
+        self.retire(&excess, RestartReason::ScaleDown, now);
     }
 
     /// Asks workers to finish their requests and exit (USR2: "retire", leaving the listen queue
     /// to the workers that stay), SIGKILL at graceful_timeout.
-    fn retire(&mut self, pids: &[i32], now: u64) {
+    pub(super) fn retire(&mut self, pids: &[i32], reason: RestartReason, now: u64) {
         for &pid in pids {
             let Some(generation) = self.workers.get(pid).map(|w| w.generation) else {
                 continue;
@@ -128,6 +132,7 @@ impl Model {
             let deadline_ms = now + self.graceful_ms(generation);
             if let Some(worker) = self.workers.get_mut(pid) {
                 worker.state = WorkerState::Retiring { deadline_ms };
+                worker.reason = Some(reason);
             }
             self.out.push(Action::Signal {
                 pid,
@@ -321,6 +326,10 @@ impl Model {
 
     pub(super) fn log(&mut self, level: Level, message: String) {
         self.out.push(Action::Log(level, message));
+    }
+
+    pub(super) fn count(&mut self, tally: Tally) {
+        self.out.push(Action::Count(tally));
     }
 
     pub(super) fn graceful_ms(&self, generation: u64) -> u64 {

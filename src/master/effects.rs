@@ -11,6 +11,11 @@ impl Arbiter {
     pub(super) fn execute(&mut self, action: Action) -> Option<Event> {
         match action {
             Action::Log(level, message) => log(level, &message),
+            Action::ReportTimeout { pid, reason } => self.telemetry.report_timeout(pid, &reason),
+            Action::Count(tally) => {
+                self.telemetry.count(tally);
+                self.control.saw_tally(tally);
+            }
             Action::ReadConfig => return Some(self.read_config()),
             Action::StartZygote { generation } => return Some(self.start_zygote(generation)),
             Action::KillZygote { pid } => {
@@ -27,9 +32,11 @@ impl Arbiter {
             Action::DropGeneration { generation } => self.tables.retain(|t| t.id != generation),
             Action::Notify(notice) => self.notify(notice),
             Action::ReopenLogs => {
-                if let Err(error) = crate::logging::reopen() {
+                let reopened = crate::logging::reopen();
+                if let Err(error) = &reopened {
                     tracing::error!("cannot reopen the logs: {error}");
                 }
+                self.control.reopened = Some(reopened.map_err(|e| e.to_string()));
             }
             Action::Reexec => return self.reexec().map(|pid| Event::ReexecStarted { pid }),
             Action::ReexecEnded { status } => self.reexec_ended(status),
@@ -40,6 +47,16 @@ impl Arbiter {
 
     /// HUP: the configuration read again from where it came, as a new generation's table.
     fn read_config(&mut self) -> Event {
+        let event = self.read_new_config();
+        self.control.read_config = Some(match &event {
+            Event::Reloaded(Ok(spec)) => Ok(spec.id),
+            Event::Reloaded(Err(error)) => Err(error.clone()),
+            _ => Err("no configuration".into()),
+        });
+        event
+    }
+
+    fn read_new_config(&mut self) -> Event {
         let fresh = self.reload_settings();
         let id = self.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
         let table = match fresh.and_then(|settings| Table::new(id, settings)) {
@@ -49,6 +66,8 @@ impl Arbiter {
         if let Err(error) = crate::logging::init(&table.settings) {
             tracing::error!("reload could not reopen the logs: {error}");
         }
+        self.telemetry
+            .configure(&table.settings, self.identity.as_ref());
         let spec = table.spec();
         self.tables.push(table);
         Event::Reloaded(Ok(spec))

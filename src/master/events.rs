@@ -2,6 +2,7 @@
 //! actions the model asks for. Plain data; no decisions and no system calls here.
 use nix::sys::signal::Signal;
 
+pub use crate::metrics::{ReloadOutcome, RestartReason};
 use crate::process::ExitStatus;
 
 /// What the model needs to know of one configuration generation (a HUP makes a new one).
@@ -61,6 +62,13 @@ pub enum Event {
     /// The worker's heartbeat says it stopped taking work on its own (max_requests, code reload).
     SelfRetiring {
         pid: i32,
+        reason: RestartReason,
+    },
+    /// The worker is to finish its requests and be replaced: its memory passed max_worker_memory,
+    /// or `rgunicorn ctl worker kill`.
+    Retire {
+        pid: i32,
+        reason: RestartReason,
     },
     /// A request (or the worker itself) ran past `timeout`; `reason` names it.
     TimedOut {
@@ -89,10 +97,31 @@ pub enum Notice {
     Stopping,
 }
 
+/// Something the model counts, for /metrics, statsd and `rgunicorn ctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// A worker that served exited while the server runs.
+    Restart(RestartReason),
+    Timeout,
+    /// A worker or zygote exited before it could serve.
+    BootFailure,
+    /// A reload ended; `generation` is the one it made (None: the configuration was unreadable).
+    Reload {
+        generation: Option<u64>,
+        outcome: ReloadOutcome,
+    },
+}
+
 /// Something the model asks the loop to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Log(Level, String),
+    /// The "WORKER TIMEOUT" record of a worker just sent SIGABRT; `reason` names the request.
+    ReportTimeout {
+        pid: i32,
+        reason: String,
+    },
+    Count(Tally),
     /// Re-read the configuration (HUP); answered by `Event::Reloaded`.
     ReadConfig,
     /// Answered by `ZygoteStarted` or `ZygoteStartFailed`, later `ZygoteReady`.

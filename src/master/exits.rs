@@ -3,7 +3,7 @@
 //! `model.rs`; never performs a system call.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Level};
+use super::events::{Action, Level, ReloadOutcome, RestartReason, Tally};
 use super::model::{Model, Phase, Zygote, EARLY_DEATH_MS};
 use super::workers::{respawn_delay_ms, Worker, WorkerState};
 use crate::error::{APP_LOAD_ERROR, WORKER_BOOT_ERROR};
@@ -53,6 +53,13 @@ impl Model {
             return;
         }
         let early = now.saturating_sub(worker.spawned_ms) < EARLY_DEATH_MS;
+        match (worker.booted, worker.reason) {
+            (true, Some(reason)) => self.count(Tally::Restart(reason)),
+            (true, None) if worker.state != WorkerState::Killed => {
+                self.count(Tally::Restart(RestartReason::Crash))
+            }
+            _ => {}
+        }
         match worker.state {
             WorkerState::Killed => {}
             _ if !worker.booted => self.boot_failed(worker.generation, status, now),
@@ -67,6 +74,7 @@ impl Model {
     /// booted fails that generation: at first start the server stops with gunicorn's exit code;
     /// after a reload the newest generation that booted keeps serving. Otherwise respawns back off.
     pub(super) fn boot_failed(&mut self, id: u64, status: ExitStatus, now: u64) {
+        self.count(Tally::BootFailure);
         let code = match status {
             ExitStatus::Code(code @ (WORKER_BOOT_ERROR | APP_LOAD_ERROR)) => code,
             _ => return self.back_off("worker failed to boot", now),
@@ -74,6 +82,12 @@ impl Model {
         let failed = id == self.current().spec.id && !self.current().booted;
         if !failed {
             return self.back_off("worker failed to boot", now);
+        }
+        if id > 0 {
+            self.count(Tally::Reload {
+                generation: Some(id),
+                outcome: ReloadOutcome::Failed,
+            });
         }
         if self.generations.iter().any(|g| g.booted) {
             self.log(Level::Error, format!("the new code or configuration (generation {id}, exit code {code}) failed to boot; the previous workers keep serving"));

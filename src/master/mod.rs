@@ -1,8 +1,11 @@
 //! The master (gunicorn's arbiter): binds the listeners, forks and supervises the workers, and
 //! turns signals into actions. Single-threaded, no tokio, and no Python unless preload_app; it
 //! decides with the pure functions of `workers` and acts through `process` and `signals`.
+mod control;
+mod control_show;
 mod converge;
 mod effects;
+mod endpoint;
 mod events;
 mod exits;
 mod hooks;
@@ -14,9 +17,13 @@ mod model_tests;
 mod model_world;
 mod observe;
 mod reexec;
+mod scrape;
 mod signals;
 mod spawn;
 mod startup;
+#[cfg(test)]
+mod tally_tests;
+mod telemetry;
 mod workers;
 mod zygote;
 
@@ -105,6 +112,9 @@ struct Arbiter {
     handed_over: bool,
     next_watchdog_ms: u64,
     hook_state: hooks::HookState,
+    telemetry: telemetry::Telemetry,
+    endpoints: endpoint::Endpoints,
+    control: control::Control,
 }
 
 /// Runs the server until it is told to stop; returns the process exit code.
@@ -127,6 +137,10 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| settings.wsgi_app.clone());
     process::set_process_title(&format!("rgunicorn: master [{name}]"));
+    let shared = crate::metrics::install()?;
+    let telemetry = telemetry::Telemetry::new(shared, &settings, prepared.identity.as_ref());
+    let upgrade = reexec::is_upgrade();
+    let endpoints = endpoint::Endpoints::open(&settings, upgrade)?;
     let preloaded = settings
         .preload_app
         .then(|| preload(&settings))
@@ -154,11 +168,15 @@ pub fn run(
         handed_over: false,
         next_watchdog_ms: 0,
         hook_state: hooks::HookState::new(),
+        telemetry,
+        endpoints,
+        control: control::Control::default(),
     };
-    if reexec::is_upgrade() {
+    if upgrade {
         arbiter.notifier.main_pid(current_pid());
     }
     let code = arbiter.run_loop();
+    arbiter.answer_at_exit(code);
     arbiter.clean_up();
     tracing::info!("Shutting down: Master");
     Ok(code)
@@ -168,6 +186,7 @@ pub fn run(
 /// rgunicorn was started (virtualenv, chdir itself) are made absolute first.
 fn resolve_paths(mut settings: Settings, launch_dir: &Path) -> Result<Settings> {
     settings.virtualenv = settings.virtualenv.map(|venv| launch_dir.join(venv));
+    settings.control_socket = settings.control_socket.map(|path| launch_dir.join(path));
     if let Some(dir) = settings.chdir.take() {
         let dir = launch_dir.join(dir);
         std::env::set_current_dir(&dir)
@@ -190,6 +209,10 @@ impl Arbiter {
             for event in events.drain(..) {
                 self.apply(event);
             }
+            self.serve_scrapes();
+            self.serve_control();
+            let workers = self.model.workers().count();
+            self.telemetry.tick(process::monotonic_ms(), workers);
             if let Some(code) = self.exit {
                 return code;
             }
@@ -203,6 +226,10 @@ impl Arbiter {
         let mut before = self.before(&event);
         let mut queue = std::collections::VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
+            if let Event::Exited { pid, status } = event {
+                self.telemetry.reaped(pid, status);
+                self.control.saw_exit(pid, status);
+            }
             let actions = self.model.step(event, process::monotonic_ms());
             self.child_exit(&mut before);
             for action in actions {
@@ -222,6 +249,9 @@ impl Arbiter {
         let mut sleep = TICK;
         if let Some(wake) = self.model.next_wake(now) {
             sleep = sleep.min(Duration::from_millis(wake.saturating_sub(now)));
+        }
+        if let Some(deadline) = self.endpoints.next_deadline() {
+            sleep = sleep.min(Duration::from_millis(deadline.saturating_sub(now)));
         }
         if let Some(interval) = self.notifier.watchdog_interval() {
             let left = self.next_watchdog_ms.saturating_sub(now);
@@ -259,9 +289,14 @@ impl Arbiter {
             queue.forget_in_child();
         }
         self.zygotes.clear();
+        self.endpoints = endpoint::Endpoints::default();
     }
 
     fn clean_up(&mut self) {
+        self.telemetry.flush();
+        if !self.handed_over {
+            self.endpoints.remove_files();
+        }
         if !self.handed_over && !self.sockets_from_systemd {
             for listener in &self.listeners {
                 listener.remove_file();

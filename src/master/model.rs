@@ -4,7 +4,7 @@
 //! events (reloads, top-ups, deadlines) is in `converge.rs`.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event, GenSpec, Level, Notice};
+use super::events::{Action, Event, GenSpec, Level, Notice, ReloadOutcome, RestartReason, Tally};
 use super::workers::{Worker, WorkerSet, WorkerState};
 
 /// A worker that dies sooner than this after its fork counts towards a crash loop.
@@ -124,6 +124,10 @@ impl Model {
                     format!("reload failed, the running workers keep serving: {error}"),
                 );
                 self.announced = None;
+                self.count(Tally::Reload {
+                    generation: None,
+                    outcome: ReloadOutcome::Failed,
+                });
             }
             Event::ZygoteStarted { generation, pid } => self.zygote_started(generation, pid),
             Event::ZygoteStartFailed { generation, error } => {
@@ -156,7 +160,8 @@ impl Model {
             }
             Event::Exited { pid, status } => self.exited(pid, status, now),
             Event::Booted { pid } => self.booted(pid),
-            Event::SelfRetiring { pid } => self.self_retiring(pid, now),
+            Event::SelfRetiring { pid, reason } => self.self_retiring(pid, reason, now),
+            Event::Retire { pid, reason } => self.retire_for(pid, reason, now),
             Event::TimedOut { pid, reason } => self.timed_out(pid, &reason, now),
             Event::ReexecStarted { pid } => self.reexec = Some(pid),
         }
@@ -239,6 +244,12 @@ impl Model {
                     format!("generation {id} never booted; the reload replaces it"),
                 );
                 self.abandon(id);
+                if id > 0 {
+                    self.count(Tally::Reload {
+                        generation: Some(id),
+                        outcome: ReloadOutcome::Superseded,
+                    });
+                }
             }
         }
         self.generations.push(Generation::new(spec));
@@ -296,7 +307,7 @@ impl Model {
         }
     }
 
-    fn self_retiring(&mut self, pid: i32, now: u64) {
+    fn self_retiring(&mut self, pid: i32, reason: RestartReason, now: u64) {
         let Some(worker) = self.workers.get(pid).filter(|w| w.is_active()) else {
             return;
         };
@@ -305,7 +316,25 @@ impl Model {
             worker.state = WorkerState::Retiring {
                 deadline_ms: now + graceful,
             };
+            worker.reason = Some(reason);
         }
+    }
+
+    /// A worker asked to go after its current requests, and be replaced (max_worker_memory,
+    /// `rgunicorn ctl worker kill`).
+    fn retire_for(&mut self, pid: i32, reason: RestartReason, now: u64) {
+        if self.phase != Phase::Running || !self.workers.get(pid).is_some_and(|w| w.is_active()) {
+            return;
+        }
+        let why = match reason {
+            RestartReason::Memory => "its unshared memory passed max_worker_memory",
+            _ => "asked to (rgunicorn ctl)",
+        };
+        self.log(
+            Level::Warn,
+            format!("Worker (pid:{pid}) retires after its current requests: {why}"),
+        );
+        self.retire(&[pid], reason, now);
     }
 
     fn timed_out(&mut self, pid: i32, reason: &str, now: u64) {
@@ -316,10 +345,12 @@ impl Model {
             return;
         }
         worker.abort_sent_ms = Some(now);
-        self.log(
-            Level::Error,
-            format!("WORKER TIMEOUT (pid:{pid}): {reason}"),
-        );
+        worker.reason = Some(RestartReason::Timeout);
+        self.out.push(Action::ReportTimeout {
+            pid,
+            reason: reason.to_owned(),
+        });
+        self.count(Tally::Timeout);
         self.out.push(Action::Signal {
             pid,
             signal: Signal::SIGABRT,

@@ -3,7 +3,7 @@
 //! random sequences or the binary found. Never touches a real process.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event};
+use super::events::{Action, Event, RestartReason};
 use super::model::{Model, STOP_MARGIN_MS};
 use super::model_world::{spec, World, GRACEFUL_MS};
 use super::workers::WorkerState;
@@ -42,7 +42,10 @@ fn a_stale_answer_cannot_become_a_ghost_that_blocks_the_stop() {
     let mut world = World::new(7, 2, true);
     world.advance(300);
     for pid in world.model.workers().map(|w| w.pid).collect::<Vec<_>>() {
-        world.step(Event::SelfRetiring { pid });
+        world.step(Event::SelfRetiring {
+            pid,
+            reason: RestartReason::MaxRequests,
+        });
         world.end(pid, 0, ExitStatus::Code(0));
     }
     world.advance(300);
@@ -267,7 +270,10 @@ fn a_worker_that_booted_and_retired_between_two_looks_is_no_failed_boot() {
     let [pid] = script.pids(0, |_| true)[..] else {
         panic!("one worker")
     };
-    script.step(Event::SelfRetiring { pid });
+    script.step(Event::SelfRetiring {
+        pid,
+        reason: RestartReason::MaxRequests,
+    });
     script.step(Event::Booted { pid });
     script.take();
     script.exit(pid, ExitStatus::Code(0));
@@ -329,7 +335,10 @@ fn a_reload_completes_when_no_old_worker_is_left() {
         panic!("one worker")
     };
     script.reload(1, 1);
-    script.step(Event::SelfRetiring { pid: old });
+    script.step(Event::SelfRetiring {
+        pid: old,
+        reason: RestartReason::MaxRequests,
+    });
     script.exit(old, ExitStatus::Code(0));
     script.take();
     script.boot(1);

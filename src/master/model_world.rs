@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event, GenSpec, Notice};
+use super::events::{Action, Event, GenSpec, Notice, RestartReason, Tally};
 use super::model::{Model, Phase, STOP_MARGIN_MS};
 use super::workers::WorkerState;
 use crate::process::ExitStatus;
@@ -128,12 +128,23 @@ impl World {
             }
             self.log.push_back((self.now, event.clone()));
         }
+        let mut exited_worker = false;
         if let Event::Exited { pid, .. } = event {
+            exited_worker = self.model.workers().any(|w| w.pid == pid);
             self.kinds.remove(&pid);
             self.reaped.insert(pid);
         }
         let actions = self.model.step(event, self.now);
         self.check(&actions);
+        let restarts = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Count(Tally::Restart(_))))
+            .count();
+        assert!(
+            restarts <= usize::from(exited_worker),
+            "{restarts} restarts counted for one event\n{}",
+            self.history()
+        );
         for action in actions {
             self.react(action);
         }
@@ -144,6 +155,8 @@ impl World {
             Action::Notify(Notice::Reloading) => self.ready_owed = true,
             Action::Notify(Notice::Ready(_)) => self.ready_owed = false,
             Action::Log(..)
+            | Action::ReportTimeout { .. }
+            | Action::Count(_)
             | Action::Notify(_)
             | Action::ReopenLogs
             | Action::DropGeneration { .. } => {}
@@ -287,7 +300,8 @@ impl World {
             }
             40..=49 => {
                 if let Some(pid) = any(&mut self.rng) {
-                    self.step(Event::SelfRetiring { pid });
+                    let reason = RestartReason::MaxRequests;
+                    self.step(Event::SelfRetiring { pid, reason });
                     let delay = self.rng.below(GRACEFUL_MS * 2);
                     self.end(pid, delay, ExitStatus::Code(0));
                 }
@@ -301,6 +315,12 @@ impl World {
                 }
             }
             55 => self.stop(Signal::SIGTERM),
+            57..=59 => {
+                if let Some(pid) = any(&mut self.rng) {
+                    let reason = RestartReason::Memory;
+                    self.step(Event::Retire { pid, reason });
+                }
+            }
             56 => self.stop(Signal::SIGINT),
             _ => {}
         }

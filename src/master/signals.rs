@@ -56,11 +56,15 @@ impl SignalQueue {
         })
     }
 
-    /// Waits up to `timeout` for signals or for one of `extra` to become readable; returns each
-    /// signal as many times as it was delivered, and which of `extra` are readable.
-    pub fn wait(&self, timeout: Duration, extra: &[BorrowedFd<'_>]) -> (Vec<Signal>, Vec<bool>) {
+    /// Waits up to `timeout` for signals or for one of `extra` to be ready for what it is polled
+    /// for; returns each signal as many times as it was delivered, and which of `extra` are ready.
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        extra: &[(BorrowedFd<'_>, PollFlags)],
+    ) -> (Vec<Signal>, Vec<bool>) {
         let mut fds = vec![PollFd::new(self.wake_read.as_fd(), PollFlags::POLLIN)];
-        fds.extend(extra.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+        fds.extend(extra.iter().map(|(fd, flags)| PollFd::new(*fd, *flags)));
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         let polled = nix::poll::poll(&mut fds, timeout).unwrap_or(0);
         let readable = |fd: &PollFd| polled > 0 && fd.any().unwrap_or(false);

@@ -2,6 +2,7 @@
 //! takes, how many to start or retire, which ones ran past the timeout, how long to back off after
 //! crashes. No system calls here; the model acts on what these functions return.
 use crate::heartbeat::SlotView;
+use crate::metrics::RestartReason;
 
 /// Where a worker is in its life; it only ever moves down this list (then it is reaped and gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +31,8 @@ pub struct Worker {
     pub booted: bool,
     /// When the master sent SIGABRT for a timeout.
     pub abort_sent_ms: Option<u64>,
+    /// Why it was asked to go (or went on its own): its exit is then a restart for that reason.
+    pub reason: Option<RestartReason>,
 }
 
 impl Worker {
@@ -77,6 +80,7 @@ impl WorkerSet {
             state: WorkerState::Booting,
             booted: false,
             abort_sent_ms: None,
+            reason: None,
         });
     }
 
@@ -125,11 +129,15 @@ impl WorkerSet {
     }
 }
 
-/// A worker that must be killed, and why, for the log.
+/// A worker that must be killed, and why, for the log: the text, and its parts for JSON logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeout {
     pub pid: i32,
     pub reason: String,
+    /// `METHOD target` of the request that ran too long (None: silence or a slow boot).
+    pub request: Option<String>,
+    pub thread: Option<usize>,
+    pub elapsed_ms: u64,
 }
 
 /// Decides which workers ran past `timeout_ms`: a request running too long (named, with its
@@ -143,22 +151,19 @@ pub fn find_timeout(
     if timeout_ms == 0 || worker.abort_sent_ms.is_some() {
         return None;
     }
-    let reason = |text: String| {
-        Some(Timeout {
-            pid: worker.pid,
-            reason: text,
-        })
+    let timeout = |text: String, elapsed_ms| Timeout {
+        pid: worker.pid,
+        reason: text,
+        request: None,
+        thread: None,
+        elapsed_ms,
     };
     let Some(main) = views.first().filter(|v| v.booted) else {
         let booting = now_ms.saturating_sub(worker.spawned_ms);
-        return if booting > timeout_ms {
-            reason(format!(
-                "still booting after {:.1}s",
-                booting as f64 / 1000.0
-            ))
-        } else {
-            None
-        };
+        return (booting > timeout_ms).then(|| {
+            let text = format!("still booting after {:.1}s", booting as f64 / 1000.0);
+            timeout(text, booting)
+        });
     };
     for (thread, view) in views.iter().enumerate() {
         if view.paused {
@@ -167,20 +172,25 @@ pub fn find_timeout(
         if let Some(since) = view.busy_since {
             let elapsed = now_ms.saturating_sub(since);
             if elapsed > timeout_ms {
-                return reason(format!(
+                let text = format!(
                     "request \"{}\" running for {:.1}s on thread {thread}",
                     view.request,
                     elapsed as f64 / 1000.0
-                ));
+                );
+                return Some(Timeout {
+                    request: Some(view.request.clone()),
+                    thread: Some(thread),
+                    ..timeout(text, elapsed)
+                });
             }
         }
     }
     let silent = now_ms.saturating_sub(main.last_beat);
     let any_busy = views.iter().any(|v| v.busy_since.is_some());
-    if !any_busy && silent > timeout_ms {
-        return reason(format!("no heartbeat for {:.1}s", silent as f64 / 1000.0));
-    }
-    None
+    (!any_busy && silent > timeout_ms).then(|| {
+        let text = format!("no heartbeat for {:.1}s", silent as f64 / 1000.0);
+        timeout(text, silent)
+    })
 }
 
 /// Delay before the next fork after `failures` consecutive boot failures: 0, then 100 ms doubling
@@ -216,6 +226,7 @@ mod tests {
             state: WorkerState::Serving,
             booted: true,
             abort_sent_ms: None,
+            reason: None,
         }
     }
 
@@ -244,6 +255,8 @@ mod tests {
         assert_eq!(timeout.pid, 7);
         assert!(timeout.reason.contains("GET /slow"), "{}", timeout.reason);
         assert!(timeout.reason.contains("thread 1"));
+        assert_eq!(timeout.request.as_deref(), Some("GET /slow"));
+        assert_eq!((timeout.thread, timeout.elapsed_ms), (Some(1), 35_000));
         assert!(find_timeout(&worker, &views, 30_000, 30_000).is_none());
     }
 

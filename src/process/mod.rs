@@ -63,6 +63,29 @@ pub fn release_free_heap() {
     unsafe { libc::malloc_trim(0) };
 }
 
+/// This process's unshared memory in bytes (USS: resident pages no other process maps, from
+/// /proc/self/smaps_rollup), what it would give back by exiting; None when unreadable.
+pub fn unshared_memory() -> Option<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    Some(private_kib(&rollup) * 1024)
+}
+
+/// Private_Clean + Private_Dirty + Private_Hugetlb of a smaps_rollup, in KiB.
+fn private_kib(rollup: &str) -> u64 {
+    let fields = ["Private_Clean:", "Private_Dirty:", "Private_Hugetlb:"];
+    rollup
+        .lines()
+        .filter_map(|line| {
+            let rest = fields.iter().find_map(|f| line.strip_prefix(f))?;
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Drops this process's resident pages of read-only file mappings that hold nothing but the file
 /// (library code and constants): the zygote touched them while importing the app, and holding them
 /// would count them against it alone. They come back from the page cache on the next access.
@@ -335,6 +358,14 @@ mod tests {
         );
         assert_eq!(mapping("7f00-7f10 r--p 00000000 00:00 0 [vvar]"), None);
         assert_eq!(mapping("7f00-7f10 rw-p 00000000 00:00 0"), None);
+    }
+
+    #[test]
+    fn unshared_memory_is_the_private_pages() {
+        let rollup = "Rss: 900 kB\nPss: 500 kB\nShared_Clean: 300 kB\nPrivate_Clean: 40 kB\n\
+                      Private_Dirty: 160 kB\nPrivate_Hugetlb: 0 kB\nSwap: 0 kB\n";
+        assert_eq!(super::private_kib(rollup), 200);
+        assert!(super::unshared_memory().is_some_and(|bytes| bytes > 0));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! master before any fork, and removes unix socket files on exit. Never accepts or reads.
 pub mod accept;
 pub mod io;
+mod queue;
 
 use std::net::{TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -12,6 +13,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::config::BindSpec;
 use crate::{Error, Result};
+pub use queue::ListenQueue;
 
 /// A bound, listening, non-blocking socket.
 #[derive(Debug)]
@@ -138,6 +140,16 @@ fn bind_unix(path: &Path, backlog: u32) -> Result<Listener> {
         listener: UnixListener::from(OwnedFd::from(socket)),
         path: path.to_path_buf(),
     })
+}
+
+/// A unix socket only its owner may connect to (the control socket): mode 0600, from the umask
+/// in force while it is bound, so that it is never open to others even for a moment.
+pub fn bind_private(path: &Path) -> Result<Listener> {
+    use nix::sys::stat::{umask, Mode};
+    let before = umask(Mode::from_bits_truncate(0o177));
+    let bound = bind_unix(path, 16);
+    umask(before);
+    bound
 }
 
 /// A socket file left by a previous run would make bind fail; anything else at that path is

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::config::{Settings, WorkerClass};
+use crate::config::{LogFormat, Settings, WorkerClass};
 use crate::error::{APP_LOAD_ERROR, EXIT_FAILURE, EXIT_OK, WORKER_BOOT_ERROR};
 use crate::heartbeat::Heartbeats;
 use crate::http::server::{pool_thread_loop, ServeEnd, Shutdown};
@@ -22,7 +22,7 @@ use crate::logging::AccessLog;
 use crate::process::{current_pid, monotonic_ms, parent_pid, set_process_title};
 use crate::sockets::Listener;
 use crate::wsgi::{self, App, EnvironSettings, PythonSetup, TrustedPeers};
-use observe::Observed;
+use observe::{Observed, Reporting, Sinks};
 
 /// Everything a freshly forked worker receives from the master.
 pub struct WorkerContext<'a> {
@@ -43,9 +43,11 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
     let pid = current_pid();
     set_process_title(&title(ctx.settings));
     let me = hooks::Me::of(&ctx);
-    let config = serve_config(ctx.settings);
-    let code = match boot(&ctx, &me, &config) {
-        Ok(handler) => serve_booted(&ctx, handler, config),
+    let reporting = Reporting::new(ctx.settings, pid);
+    let mut config = serve_config(ctx.settings);
+    config.on_connection = reporting.lane.map(observe::count_connections);
+    let code = match boot(&ctx, &me, &config, &reporting) {
+        Ok(handler) => serve_booted(&ctx, handler, config, &reporting),
         Err(code) => code,
     };
     tracing::info!("Worker exiting (pid: {pid})");
@@ -53,11 +55,18 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
     code
 }
 
-fn serve_booted(ctx: &WorkerContext<'_>, handler: Arc<dyn Handler>, config: ServeConfig) -> i32 {
+fn serve_booted(
+    ctx: &WorkerContext<'_>,
+    handler: Arc<dyn Handler>,
+    config: ServeConfig,
+    reporting: &Reporting,
+) -> i32 {
     ctx.heartbeats
         .slot(ctx.slot, 0)
         .set_booted(current_pid(), monotonic_ms());
-    match serve_until_stopped(ctx, handler, config) {
+    let served = serve_until_stopped(ctx, handler, config, reporting);
+    flush_reports(reporting.statsd.as_deref());
+    match served {
         Ok(ServeEnd::MaxRequests) => tracing::info!("Autorestarting worker after current request."),
         Ok(ServeEnd::Shutdown) => {}
         Err(error) => {
@@ -79,14 +88,22 @@ fn boot(
     ctx: &WorkerContext<'_>,
     me: &hooks::Me<'_>,
     config: &ServeConfig,
+    reporting: &Reporting,
 ) -> Result<Arc<dyn Handler>, i32> {
     let settings = ctx.settings;
+    // RGUNICORN_WORKER_ID is set for post_fork when there is Python already, and before the app
+    // is imported either way.
+    let identify = || reporting.worker_id.map(wsgi::identify_worker);
+    if wsgi::is_running() {
+        identify();
+    }
     hooks::post_fork(me)?;
     if let Some(identity) = ctx.identity {
         crate::privileges::drop_to(identity).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     }
     tracing::info!("Booting worker with pid: {}", current_pid());
     start_python(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    identify();
     let loaded;
     let app = match ctx.preloaded {
         Some(app) => app,
@@ -98,24 +115,36 @@ fn boot(
     let hook_thread =
         hooks::watch_signals(me).map_err(|e| crate::Error::io("start the hook thread", e));
     hook_thread.map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
-    wsgi::enable_fault_handler().map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let tracebacks = match settings.log_format {
+        LogFormat::Json => crate::logging::traceback_file(current_pid()),
+        LogFormat::Text => None,
+    };
+    wsgi::enable_fault_handler(tracebacks.as_deref())
+        .map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
     hooks::post_worker_init(me)?;
     let request_hooks = wsgi::hooks::for_requests(&me.worker(true));
     let wsgi_handler = app
         .handler(environ_settings(settings, ctx.listeners), request_hooks)
         .map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
-    let access = AccessLog::open(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?;
+    let sinks = Sinks {
+        access: AccessLog::open(settings).map_err(|e| boot_failed(&e, WORKER_BOOT_ERROR))?,
+        reporting: reporting.clone(),
+    };
     Ok(Arc::new(Observed::new(
         wsgi_handler,
-        ctx.heartbeats.clone(),
-        ctx.slot,
-        access,
+        (ctx.heartbeats.clone(), ctx.slot),
         (config.started.clone(), config.max_requests),
+        sinks.any(),
     )))
 }
 
+/// Logs why the process cannot boot, and keeps the message where the master can answer a reload
+/// with it (`rgunicorn ctl reload`).
 pub(crate) fn boot_failed(error: &crate::Error, code: i32) -> i32 {
     tracing::error!("{error}");
+    if let Some(shared) = crate::metrics::shared() {
+        shared.set_boot_error(&error.to_string());
+    }
     code
 }
 
@@ -134,7 +163,9 @@ pub fn start_python(settings: &Settings) -> crate::Result<()> {
         virtualenv: settings.virtualenv.clone(),
         chdir: settings.chdir.clone(),
         pythonpath: settings.pythonpath.clone(),
-    })
+    })?;
+    wsgi::install_prometheus_identity();
+    Ok(())
 }
 
 fn environ_settings(settings: &Settings, listeners: &[Listener]) -> EnvironSettings {
@@ -179,6 +210,7 @@ fn serve_config(settings: &Settings) -> ServeConfig {
             hold_small_responses: threads == 1,
         },
         started: Arc::default(),
+        on_connection: None,
     }
 }
 
@@ -200,6 +232,7 @@ fn serve_until_stopped(
     ctx: &WorkerContext<'_>,
     handler: Arc<dyn Handler>,
     config: ServeConfig,
+    reporting: &Reporting,
 ) -> std::io::Result<ServeEnd> {
     let settings = ctx.settings;
     let listeners = ctx
@@ -213,6 +246,8 @@ fn serve_until_stopped(
         slot: ctx.slot,
         owner: ctx.owner,
         reload: settings.reload,
+        reporting: reporting.clone(),
+        access_log: settings.accesslog.is_some(),
     };
     if config.threads == 1 {
         let runner = Runner::Inline(handler);
@@ -261,6 +296,9 @@ fn reactor(
         if duties.reload {
             tokio::spawn(watch_code(stop_tx));
         }
+        if duties.access_log || duties.reporting.statsd.is_some() {
+            tokio::spawn(flush_often(duties.reporting.statsd.clone()));
+        }
         tokio::spawn(beat(duties));
         serve(listeners, runner, config, stop_rx).await
     })
@@ -273,6 +311,10 @@ struct Duties {
     owner: u64,
     /// `reload`: stop (and so be replaced with fresh code) when an imported Python file changes.
     reload: bool,
+    /// Its memory goes to the lane each beat.
+    reporting: Reporting,
+    /// Access log lines and statsd batches wait at most BATCH_MS.
+    access_log: bool,
 }
 
 /// gunicorn's `--reload` for development: polls the files of the imported modules once a second.
@@ -326,6 +368,23 @@ fn watch_signals(stop: watch::Sender<Shutdown>, interrupts: bool) -> std::io::Re
 /// request that reaches it (`observe.rs`), since an inline request keeps the reactor busy.
 static RETIRING_ON_OWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Writes the access log lines and sends the statsd lines gathered since the last time, so that
+/// none waits longer than BATCH_MS when requests stop coming.
+async fn flush_often(statsd: Option<Arc<crate::statsd::Batch>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(crate::logging::BATCH_MS));
+    loop {
+        tick.tick().await;
+        flush_reports(statsd.as_deref());
+    }
+}
+
+fn flush_reports(statsd: Option<&crate::statsd::Batch>) {
+    crate::logging::flush();
+    if let Some(batch) = statsd {
+        batch.flush();
+    }
+}
+
 /// Gives back the heap memory requests freed once the worker has been quiet for a moment.
 async fn trim_when_idle(started: Arc<AtomicU64>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -348,8 +407,11 @@ async fn beat(duties: Duties) {
     loop {
         tick.tick().await;
         record.beat(monotonic_ms());
+        if let Some(lane) = &duties.reporting.lane {
+            lane.set_memory(crate::process::unshared_memory().unwrap_or(0));
+        }
         if RETIRING_ON_OWN.load(Ordering::Relaxed) {
-            record.set_retiring();
+            record.set_retiring_code_changed();
         }
         if parent_pid() != master {
             tracing::info!("Parent changed, shutting down");

@@ -1,14 +1,18 @@
 //! Wraps the app's handler with what the master and the operator see of each request: the
-//! heartbeat record of the running thread (for timeouts that name the request) and the access log.
+//! heartbeat record of the running thread (for timeouts that name the request), the worker's
+//! counters in shared memory and the access log. Never blocks a request on any of them.
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::Settings;
 use crate::heartbeat::Heartbeats;
 use crate::http::{Exchange, Finished, Handler, Peer};
 use crate::logging::{AccessLog, AccessRecord};
+use crate::metrics::Lane;
 use crate::process::{current_pid, monotonic_ms};
+use crate::statsd;
 
 thread_local! {
     static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
@@ -38,27 +42,99 @@ pub struct Observed<H> {
     inner: H,
     heartbeats: Arc<Heartbeats>,
     slot: usize,
-    access: Option<AccessLog>,
     /// Requests started so far and the worker's max_requests (0: none).
     started: Arc<AtomicU64>,
     max_requests: u64,
+    /// None: only the heartbeat sees the request (the hot path of a server with nothing on).
+    sinks: Option<Sinks>,
+}
+
+/// What this worker reports to besides its heartbeat, set up once after fork.
+#[derive(Clone, Default)]
+pub struct Reporting {
+    /// Its id (`RGUNICORN_WORKER_ID`), claimed in shared memory.
+    pub worker_id: Option<u32>,
+    /// Its counters in shared memory, when the master reports them (/metrics).
+    pub lane: Option<Lane<'static>>,
+    pub statsd: Option<Arc<statsd::Batch>>,
+}
+
+impl Reporting {
+    pub fn new(settings: &Settings, pid: i32) -> Reporting {
+        let shared = crate::metrics::shared();
+        let worker_id = shared.and_then(|shared| shared.claim(pid));
+        if let Some(shared) = shared {
+            statsd::count_errors_in(shared.lane(worker_id));
+        }
+        let client = statsd::configure(settings).unwrap_or_else(|error| {
+            tracing::error!("statsd is off: {error}");
+            None
+        });
+        Reporting {
+            worker_id,
+            lane: shared
+                .filter(|_| reported(settings))
+                .map(|shared| shared.lane(worker_id)),
+            statsd: client.map(|client| Arc::new(statsd::Batch::new(client))),
+        }
+    }
+}
+
+/// Whether the master reads this worker's lane: for /metrics, the control socket, or to hold
+/// it to max_worker_memory.
+fn reported(settings: &Settings) -> bool {
+    settings.metrics_bind.is_some()
+        || settings.control_socket.is_some()
+        || settings.max_worker_memory > 0
+}
+
+/// Where a finished request is reported besides the heartbeat.
+pub struct Sinks {
+    pub access: Option<AccessLog>,
+    pub reporting: Reporting,
+}
+
+impl Sinks {
+    /// None when there is nothing to report to.
+    pub fn any(self) -> Option<Sinks> {
+        let reporting = &self.reporting;
+        let any = self.access.is_some() || reporting.lane.is_some() || reporting.statsd.is_some();
+        any.then_some(self)
+    }
+}
+
+/// The lane connection events go to (set once, before the reactor starts).
+static CONNECTIONS: OnceLock<Lane<'static>> = OnceLock::new();
+
+/// Counts connections in `lane` from now on; returns the hook for the reactor.
+pub fn count_connections(lane: Lane<'static>) -> fn(bool) {
+    let _ = CONNECTIONS.set(lane);
+    connection_event
+}
+
+fn connection_event(opened: bool) {
+    if let Some(lane) = CONNECTIONS.get() {
+        match opened {
+            true => lane.connection_opened(),
+            false => lane.connection_closed(),
+        }
+    }
 }
 
 impl<H> Observed<H> {
     pub fn new(
         inner: H,
-        heartbeats: Arc<Heartbeats>,
-        slot: usize,
-        access: Option<AccessLog>,
+        (heartbeats, slot): (Arc<Heartbeats>, usize),
         (started, max_requests): (Arc<AtomicU64>, u64),
+        sinks: Option<Sinks>,
     ) -> Self {
         Observed {
             inner,
             heartbeats,
             slot,
-            access,
             started,
             max_requests,
+            sinks,
         }
     }
 }
@@ -76,16 +152,36 @@ impl<H: Handler> Handler for Observed<H> {
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));
         record.begin(monotonic_ms(), &exchange.head.method, &exchange.head.target);
-        let Some(access) = &self.access else {
+        let Some(sinks) = &self.sinks else {
             let finished = self.inner.handle(exchange);
             record.end(monotonic_ms());
             return finished;
         };
-        let started = (SystemTime::now(), Instant::now());
+        let wall = sinks.access.as_ref().map(|_| SystemTime::now());
+        let started = Instant::now();
         let peer = exchange.peer.clone();
         let finished = self.inner.handle(exchange);
         record.end(monotonic_ms());
-        log_access(access, &finished, &peer, started);
+        let elapsed = started.elapsed();
+        let report = &finished.report;
+        let reporting = &sinks.reporting;
+        if let Some(lane) = &reporting.lane {
+            let method = &report.head.method;
+            let (read, sent) = (report.request_body_bytes, report.body_bytes);
+            lane.record(method, report.status, elapsed, read, sent);
+        }
+        if let Some(batch) = &reporting.statsd {
+            batch.request(report.status, elapsed);
+        }
+        if let (Some(access), Some(wall)) = (&sinks.access, wall) {
+            log_access(
+                access,
+                &finished,
+                &peer,
+                (wall, elapsed),
+                reporting.worker_id,
+            );
+        }
         finished
     }
 }
@@ -102,21 +198,49 @@ impl<H> Observed<H> {
     }
 }
 
+/// The address as text; an IPv4 one without the formatting machinery (this runs per request).
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 15]) -> std::borrow::Cow<'_, str> {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return std::borrow::Cow::Owned(ip.to_string());
+    };
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = match octet {
+            0..=9 => 2,
+            10..=99 => 1,
+            _ => 0,
+        };
+        for digit in &digits[skip..] {
+            buf[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    std::borrow::Cow::Borrowed(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
 fn log_access(
     access: &AccessLog,
     finished: &Finished,
     peer: &Peer,
-    started: (SystemTime, Instant),
+    (started, duration): (SystemTime, Duration),
+    worker: Option<u32>,
 ) {
     let report = &finished.report;
-    let response_headers = report
-        .response_headers
-        .as_ref()
-        .map(|block| block.pairs())
-        .unwrap_or_default();
+    let response_headers = match access.wants_response_headers() {
+        true => (report.response_headers.as_ref())
+            .map(|block| block.pairs())
+            .unwrap_or_default(),
+        false => Vec::new(),
+    };
+    let mut remote = [0u8; 15];
     let remote = match peer {
-        Peer::Tcp(addr) => addr.ip().to_string(),
-        Peer::Unix => String::new(),
+        Peer::Tcp(addr) => ip_text(addr.ip(), &mut remote),
+        Peer::Unix => std::borrow::Cow::Borrowed(""),
     };
     access.log(&AccessRecord {
         remote_addr: &remote,
@@ -129,8 +253,27 @@ fn log_access(
         response_length: Some(report.body_bytes),
         request_headers: &report.head.headers,
         response_headers: &response_headers,
-        started: started.0,
-        duration: started.1.elapsed(),
+        started,
+        duration,
         pid: current_pid() as u32,
+        worker,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_as_text() {
+        let mut buf = [0u8; 15];
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::5",
+        ] {
+            assert_eq!(super::ip_text(ip.parse().unwrap(), &mut buf), ip);
+        }
+    }
 }

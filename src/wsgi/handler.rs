@@ -115,7 +115,7 @@ fn finished(
     head: Box<RequestHead>,
 ) -> Finished {
     let body = body.expect("the request body is taken back exactly once");
-    let (conn, reusable) = body.finish(DRAIN_LIMIT);
+    let (conn, reusable, request_body_bytes) = body.finish(DRAIN_LIMIT);
     Finished {
         conn,
         keep_alive: reusable && writer.keep_alive(),
@@ -123,6 +123,7 @@ fn finished(
         report: crate::http::Report {
             status: writer.status(),
             body_bytes: writer.body_bytes(),
+            request_body_bytes,
             response_headers: writer.take_headers(),
             head,
         },
@@ -219,9 +220,9 @@ impl WsgiHandler {
     /// header went out yet, else cut the connection so the client sees a truncated response.
     fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedRequest, error: PyErr) {
         tracing::error!(
-            "Error handling request {}\n{}",
-            head.target,
-            format_error(py, &error).trim_end()
+            traceback = %format_error(py, &error).trim_end(),
+            "Error handling request {}",
+            head.target
         );
         let status = if state.input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));

@@ -8,6 +8,7 @@ mod environ_strings;
 mod file_wrapper;
 mod handler;
 pub mod hooks;
+mod identity;
 mod interpreter;
 mod module;
 mod proxy;
@@ -21,6 +22,7 @@ pub use app::load_app;
 pub use config_file::ConfigReader;
 pub use environ::EnvironSettings;
 pub use handler::WsgiHandler;
+pub use identity::{identify_worker, install_prometheus_identity};
 pub use interpreter::{fork_with_python, hold_thread_state, initialize, is_running, PythonSetup};
 pub use module::host_prefix;
 pub use proxy::TrustedPeers;
@@ -88,11 +90,22 @@ pub fn module_mtimes() -> std::collections::HashMap<std::path::PathBuf, std::tim
         .collect()
 }
 
-/// Makes Python dump every thread's traceback to stderr on SIGABRT, which is how the master asks a
-/// timed-out worker what it was doing before killing it.
-pub fn enable_fault_handler() -> Result<()> {
+/// Makes Python dump every thread's traceback on SIGABRT, which is how the master asks a
+/// timed-out worker what it was doing before killing it: to stderr, or to `file` (JSON logs,
+/// where the master puts the traceback into the timeout's record).
+pub fn enable_fault_handler(file: Option<&std::path::Path>) -> Result<()> {
     Python::attach(|py| -> PyResult<()> {
-        py.import("faulthandler")?.call_method0("enable")?;
+        let faulthandler = py.import("faulthandler")?;
+        match file {
+            None => faulthandler.call_method0("enable")?,
+            Some(path) => {
+                let file = py.import("builtins")?.call_method1("open", (path, "w"))?;
+                let kwargs = pyo3::types::PyDict::new(py);
+                kwargs.set_item("file", file)?;
+                kwargs.set_item("all_threads", true)?;
+                faulthandler.call_method("enable", (), Some(&kwargs))?
+            }
+        };
         Ok(())
     })
     .map_err(|e| Error::Python(e.to_string()))
