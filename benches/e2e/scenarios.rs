@@ -64,7 +64,7 @@ const fn peer(kind: Kind, layout: Layout, goal: Option<Goal>) -> Peer {
 /// Every scenario, in the order.
 pub fn all() -> Vec<Scenario> {
     use Goal::{AtLeast, AtMost};
-    use Kind::{Bjoern, Granian, Gunicorn, Uwsgi};
+    use Kind::{Bjoern, Granian, Gunicorn, RgunicornObserved, Uwsgi};
     // The "small Django JSON view": /api/status/ (no query). /api/plants/ runs an ORM query
     // on SQLite and is app-bound (about 1.5k calls/s in-process), which hides any server.
     let (tiny, django, plants) = (App::Tiny, App::Django, "/api/status/");
@@ -89,6 +89,20 @@ pub fn all() -> Vec<Scenario> {
                 peer(Bjoern, Layout::sync(1), Some(AtLeast(1.1))),
                 peer(Granian, Layout::sync(1), None),
             ],
+        ),
+        s(
+            "tiny-observed-1",
+            "tiny app, keep-alive, 1 x 1: metrics + statsd + JSON access log on vs off",
+            tiny,
+            "/",
+            Method::KeepAlive,
+            Layout::gthread(1, 1),
+            // The ratio is off / on: what observing costs, at most 3 %.
+            vec![peer(
+                RgunicornObserved,
+                Layout::gthread(1, 1),
+                Some(AtMost(1.03)),
+            )],
         ),
         s(
             "tiny-keepalive-2",

@@ -2,7 +2,7 @@
 //! on loopback with a given app and process layout, wait until it answers, and stop it.
 
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,6 +14,8 @@ use crate::procs;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Rgunicorn,
+    /// rgunicorn with metrics, statsd and the JSON access log on (the cost of observing).
+    RgunicornObserved,
     Gunicorn,
     Granian,
     Bjoern,
@@ -79,6 +81,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rgunicorn => "rgunicorn",
+            Kind::RgunicornObserved => "rgunicorn-observed",
             Kind::Gunicorn => "gunicorn",
             Kind::Granian => "granian",
             Kind::Bjoern => "bjoern",
@@ -90,7 +93,7 @@ impl Kind {
     /// importing it).
     fn installed(self, paths: &Paths) -> bool {
         match self {
-            Kind::Rgunicorn => paths.rgunicorn.exists(),
+            Kind::Rgunicorn | Kind::RgunicornObserved => paths.rgunicorn.exists(),
             Kind::Bjoern => Command::new(paths.venv_bin("python"))
                 .args(["-c", "import bjoern"])
                 .stderr(Stdio::null())
@@ -117,6 +120,9 @@ impl Spec {
                 )
             }
             Kind::Rgunicorn | Kind::Gunicorn => format!("{} -w {workers}", self.kind.name()),
+            Kind::RgunicornObserved => format!(
+                "rgunicorn -k gthread -w {workers} --threads {threads} + metrics, statsd, JSON log"
+            ),
             Kind::Granian => format!("granian --workers {workers}"),
             Kind::Bjoern => "bjoern (1 process)".to_string(),
             Kind::Uwsgi => format!("uwsgi --processes {workers}"),
@@ -132,6 +138,24 @@ impl Spec {
 
     /// The command line; `port` is 0 for rgunicorn (it logs the port it got).
     fn command(&self, paths: &Paths, port: u16) -> Command {
+        if self.kind == Kind::RgunicornObserved {
+            let plain = Spec {
+                kind: Kind::Rgunicorn,
+                ..*self
+            };
+            let mut cmd = plain.command(paths, port);
+            let access = paths.work.join("observed-access.log");
+            let _ = fs::remove_file(&access);
+            cmd.args([
+                "--metrics-bind",
+                "127.0.0.1:0",
+                "--access-log-format",
+                "json",
+            ])
+            .arg("--access-logfile")
+            .arg(access);
+            return cmd;
+        }
         let (module, dir) = self.module_and_dir(paths);
         let dir = dir.to_string_lossy().into_owned();
         let app = format!("{module}:application");
@@ -143,7 +167,7 @@ impl Spec {
         let (workers, threads, port) = (workers.to_string(), threads.to_string(), port.to_string());
         let bind = format!("127.0.0.1:{port}");
         let (program, args): (PathBuf, Vec<&str>) = match self.kind {
-            Kind::Rgunicorn | Kind::Gunicorn => {
+            Kind::Rgunicorn | Kind::RgunicornObserved | Kind::Gunicorn => {
                 let mut args = vec![module, "--chdir", &dir, "-b", &bind, "-w", &workers];
                 if gthread {
                     args.extend(["-k", "gthread", "--threads", &threads]);
@@ -209,6 +233,48 @@ pub struct Running {
     child: Child,
     pub addr: SocketAddr,
     pub log: PathBuf,
+    /// Where an observed rgunicorn sends statsd, read as a statsd server would.
+    _statsd: Option<StatsdSink>,
+}
+
+/// A UDP socket on loopback whose datagrams a thread reads and drops, until it is dropped.
+pub struct StatsdSink {
+    socket: std::sync::Arc<UdpSocket>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StatsdSink {
+    fn start() -> Result<StatsdSink, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("statsd sink: {e}"))?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(|e| e.to_string())?;
+        let sink = StatsdSink {
+            socket: std::sync::Arc::new(socket),
+            stop: std::sync::Arc::default(),
+        };
+        let (socket, stop) = (sink.socket.clone(), sink.stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = socket.recv(&mut buf);
+            }
+        });
+        Ok(sink)
+    }
+
+    fn address(&self) -> String {
+        self.socket
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for StatsdSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Running {
@@ -276,7 +342,8 @@ pub fn start(
     if !spec.kind.installed(paths) {
         return Err(StartError::NotInstalled);
     }
-    let port = if spec.kind == Kind::Rgunicorn {
+    let ours = matches!(spec.kind, Kind::Rgunicorn | Kind::RgunicornObserved);
+    let port = if ours {
         0
     } else {
         free_port().map_err(StartError::Failed)?
@@ -287,6 +354,14 @@ pub fn start(
         .try_clone()
         .map_err(|e| StartError::Failed(e.to_string()))?;
     let mut cmd = spec.command(paths, port);
+    let statsd = match spec.kind {
+        Kind::RgunicornObserved => {
+            let sink = StatsdSink::start().map_err(StartError::Failed)?;
+            cmd.arg("--statsd-host").arg(sink.address());
+            Some(sink)
+        }
+        _ => None,
+    };
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .env("VIRTUAL_ENV", &paths.venv);
     let child = cmd
@@ -296,8 +371,13 @@ pub fn start(
         .spawn()
         .map_err(|e| StartError::Failed(format!("cannot start {}: {e}", spec.label())))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut running = Running { child, addr, log };
-    wait_ready(&mut running, spec.kind == Kind::Rgunicorn, probe_path).map_err(|why| {
+    let mut running = Running {
+        child,
+        addr,
+        log,
+        _statsd: statsd,
+    };
+    wait_ready(&mut running, ours, probe_path).map_err(|why| {
         StartError::Failed(format!(
             "{why}; log {}:\n{}",
             running.log.display(),
