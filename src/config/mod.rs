@@ -16,6 +16,7 @@ mod cli;
 mod file;
 pub mod gunicorn;
 mod modes;
+mod observability;
 mod partial;
 mod print;
 mod python;

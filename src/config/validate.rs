@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::modes;
 use super::partial::Partial;
-use super::{BindSpec, ConfigSource, LogFormat, LogLevel, Settings, StatsdTarget, WorkerClass};
+use super::{observability, BindSpec, ConfigSource, LogFormat, LogLevel, Settings, WorkerClass};
 use crate::{Error, Result};
 
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
@@ -60,10 +60,10 @@ pub fn settings(p: Partial, config_file: Option<ConfigSource>) -> Result<Setting
             .access_log_format
             .unwrap_or_else(|| DEFAULT_ACCESS_LOG_FORMAT.to_owned()),
         log_format: p.log_format.as_deref().unwrap_or("text").parse()?,
-        metrics_bind: metrics_bind(p.metrics_bind)?,
-        statsd_host: statsd_host(p.statsd_host)?,
-        statsd_prefix: statsd_prefix(p.statsd_prefix)?,
-        dogstatsd_tags: dogstatsd_tags(p.dogstatsd_tags)?,
+        metrics_bind: observability::metrics_bind(p.metrics_bind)?,
+        statsd_host: observability::statsd_host(p.statsd_host)?,
+        statsd_prefix: observability::statsd_prefix(p.statsd_prefix)?,
+        dogstatsd_tags: observability::dogstatsd_tags(p.dogstatsd_tags)?,
         control_socket: p
             .control_socket
             .filter(|p| !p.is_empty())
@@ -119,75 +119,6 @@ fn bind(values: Option<Vec<String>>) -> Result<Vec<BindSpec>> {
         }]),
         Some(values) => values.iter().map(|v| BindSpec::parse(v)).collect(),
     }
-}
-
-/// Like a `bind` address, but an inherited fd makes no sense for it and the empty string is off.
-fn metrics_bind(value: Option<String>) -> Result<Option<BindSpec>> {
-    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    match BindSpec::parse(value.trim()) {
-        Ok(BindSpec::Fd(_)) | Err(_) => Err(Error::config(
-            "metrics_bind",
-            &value,
-            "HOST:PORT, [IPV6]:PORT or unix:PATH",
-        )),
-        Ok(spec) => Ok(Some(spec)),
-    }
-}
-
-/// gunicorn's `statsd_host`: HOST:PORT, [IPV6]:PORT, or a unix datagram socket as unix:PATH,
-/// unix://PATH or an absolute path.
-fn statsd_host(value: Option<String>) -> Result<Option<StatsdTarget>> {
-    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    let invalid = || Error::config("statsd_host", &value, "HOST:PORT or unix:PATH");
-    let unix = value
-        .strip_prefix("unix://")
-        .or(value.strip_prefix("unix:"));
-    if let Some(path) = unix.or(value.starts_with('/').then_some(value.as_str())) {
-        return match path.is_empty() {
-            true => Err(invalid()),
-            false => Ok(Some(StatsdTarget::Unix(PathBuf::from(path)))),
-        };
-    }
-    let (host, port) = value.rsplit_once(':').ok_or_else(invalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match (host.is_empty(), port.parse::<u16>()) {
-        (false, Ok(port)) if port > 0 => Ok(Some(StatsdTarget::Udp {
-            host: host.to_owned(),
-            port,
-        })),
-        _ => Err(invalid()),
-    }
-}
-
-/// gunicorn ends a non-empty prefix with exactly one '.'.
-fn statsd_prefix(value: Option<String>) -> Result<String> {
-    let value = value.unwrap_or_default();
-    let trimmed = value.trim().trim_end_matches('.');
-    if trimmed.contains(|c: char| c.is_whitespace() || ":|@#".contains(c)) {
-        return Err(Error::config(
-            "statsd_prefix",
-            &value,
-            "a metric name prefix without spaces or :|@#",
-        ));
-    }
-    Ok(match trimmed.is_empty() {
-        true => String::new(),
-        false => format!("{trimmed}."),
-    })
-}
-
-fn dogstatsd_tags(value: Option<String>) -> Result<String> {
-    let value = value.unwrap_or_default();
-    let tags = value.trim();
-    if tags.contains(|c: char| c.is_whitespace() || "|#@".contains(c)) {
-        let allowed = "comma-separated tags (key:value) without spaces or |#@";
-        return Err(Error::config("dogstatsd_tags", &value, allowed));
-    }
-    Ok(tags.trim_matches(',').to_owned())
 }
 
 fn raw_env(values: Vec<String>) -> Result<Vec<(String, String)>> {
@@ -415,57 +346,5 @@ impl LogLevel {
             LogLevel::Error => "error",
             LogLevel::Critical => "critical",
         }
-    }
-}
-
-#[cfg(test)]
-mod observability_tests {
-    use super::*;
-
-    #[test]
-    fn statsd_host_takes_gunicorns_forms() {
-        let udp = |host: &str, port| {
-            Some(StatsdTarget::Udp {
-                host: host.into(),
-                port,
-            })
-        };
-        let unix = |path: &str| Some(StatsdTarget::Unix(PathBuf::from(path)));
-        let parse = |v: &str| statsd_host(Some(v.to_owned())).unwrap();
-        assert_eq!(parse("localhost:8125"), udp("localhost", 8125));
-        assert_eq!(parse("[::1]:8125"), udp("::1", 8125));
-        assert_eq!(parse("unix:/run/statsd.sock"), unix("/run/statsd.sock"));
-        assert_eq!(parse("unix:///run/statsd.sock"), unix("/run/statsd.sock"));
-        assert_eq!(parse("/run/statsd.sock"), unix("/run/statsd.sock"));
-        assert_eq!(parse(""), None);
-        for bad in ["localhost", "host:0", "host:x", ":8125", "unix:"] {
-            let error = statsd_host(Some(bad.into())).unwrap_err().to_string();
-            assert!(
-                error.contains("statsd_host") && error.contains("HOST:PORT"),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn prefix_ends_in_one_dot_and_tags_are_checked() {
-        assert_eq!(statsd_prefix(Some("app".into())).unwrap(), "app.");
-        assert_eq!(statsd_prefix(Some("app...".into())).unwrap(), "app.");
-        assert_eq!(statsd_prefix(None).unwrap(), "");
-        assert!(statsd_prefix(Some("a|b".into())).is_err());
-        assert_eq!(
-            dogstatsd_tags(Some("env:prod,team:web,".into())).unwrap(),
-            "env:prod,team:web"
-        );
-        assert!(dogstatsd_tags(Some("env:prod|x".into())).is_err());
-    }
-
-    #[test]
-    fn metrics_bind_is_an_address_or_off() {
-        assert_eq!(metrics_bind(Some(" ".into())).unwrap(), None);
-        assert!(metrics_bind(Some("127.0.0.1:9101".into()))
-            .unwrap()
-            .is_some());
-        assert!(metrics_bind(Some("fd://3".into())).is_err());
     }
 }

@@ -65,7 +65,7 @@ fn serve_booted(
         .slot(ctx.slot, 0)
         .set_booted(current_pid(), monotonic_ms());
     let served = serve_until_stopped(ctx, handler, config, reporting);
-    flush_reports(reporting.statsd.as_deref());
+    observe::flush_reports(reporting.statsd.as_deref());
     match served {
         Ok(ServeEnd::MaxRequests) => tracing::info!("Autorestarting worker after current request."),
         Ok(ServeEnd::Shutdown) => {}
@@ -297,7 +297,7 @@ fn reactor(
             tokio::spawn(watch_code(stop_tx));
         }
         if duties.access_log || duties.reporting.statsd.is_some() {
-            tokio::spawn(flush_often(duties.reporting.statsd.clone()));
+            tokio::spawn(observe::flush_often(duties.reporting.statsd.clone()));
         }
         tokio::spawn(beat(duties));
         serve(listeners, runner, config, stop_rx).await
@@ -367,23 +367,6 @@ fn watch_signals(stop: watch::Sender<Shutdown>, interrupts: bool) -> std::io::Re
 /// Set when the worker decides to stop by itself (code reload); max_requests is reported by the
 /// request that reaches it (`observe.rs`), since an inline request keeps the reactor busy.
 static RETIRING_ON_OWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Writes the access log lines and sends the statsd lines gathered since the last time, so that
-/// none waits longer than BATCH_MS when requests stop coming.
-async fn flush_often(statsd: Option<Arc<crate::statsd::Batch>>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(crate::logging::BATCH_MS));
-    loop {
-        tick.tick().await;
-        flush_reports(statsd.as_deref());
-    }
-}
-
-fn flush_reports(statsd: Option<&crate::statsd::Batch>) {
-    crate::logging::flush();
-    if let Some(batch) = statsd {
-        batch.flush();
-    }
-}
 
 /// Gives back the heap memory requests freed once the worker has been quiet for a moment.
 async fn trim_when_idle(started: Arc<AtomicU64>) {

@@ -260,6 +260,23 @@ fn log_access(
     });
 }
 
+/// Writes the access log lines and sends the statsd lines gathered since the last time, so that
+/// none waits longer than BATCH_MS when requests stop coming.
+pub async fn flush_often(statsd: Option<Arc<crate::statsd::Batch>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(crate::logging::BATCH_MS));
+    loop {
+        tick.tick().await;
+        flush_reports(statsd.as_deref());
+    }
+}
+
+pub fn flush_reports(statsd: Option<&crate::statsd::Batch>) {
+    crate::logging::flush();
+    if let Some(batch) = statsd {
+        batch.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
