@@ -82,6 +82,8 @@ def test_a_broken_deploy_never_brings_back_a_retiring_generation(start_server, a
         mark = server.log_mark()
         server.send_signal(signal.SIGHUP)
         wait_until(lambda: version_of(server) == "v2", 15, message="v2 answering")
+        # Until both v2 workers serve, the idle v1 worker serves too: that is the reload at work.
+        server.wait_for(r"reload complete", after=mark)
         assert v1_worker in server.worker_pids(), "the v1 worker still retires, holding a request"
         set_version(app_dir, "v3", broken=True)
         broken_mark = server.log_mark()
