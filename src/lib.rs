@@ -29,6 +29,13 @@
 //! | drains (idle and half-sent connections) | http/head_read.rs |
 //! | the access log line | logging/access.rs, worker/observe.rs |
 //! | exit codes | error.rs |
+//! | Host required and valid (permit_missing_host) | http/framing.rs (`check_host`), http/target.rs (`valid_host_port`) |
+//! | Transfer-Encoding: exactly one chunked, else 501/400 | http/framing.rs (`transfer_coding`) |
+//! | PROXY preambles only from proxy_allow_ips (403 otherwise) | http/server.rs (`proxy_policy`), http/proxy.rs (`refuse_preamble`), http/peers.rs |
+//! | request limits resolved once | config/validate.rs, then http/request.rs (`HeadRules::of`) |
+//! | small bodies read ahead and decoded once | http/prefetch.rs, http/body.rs (`decode_ahead`) |
+//! | held responses leave before any other write | http/outbox.rs |
+//! | a body found malformed while the app reads it: 400 | wsgi/streams.rs (`malformed`), wsgi/handler.rs (`app_failed`) |
 //!
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.

@@ -13,7 +13,7 @@ use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
 use super::streams::{empty_input, InputStream};
 use crate::http::body::BodyReader;
-use crate::http::response::{reason, write_error, HeaderBlock};
+use crate::http::response::{reason, HeaderBlock};
 use crate::http::{BodyFraming, Exchange, Finished, Handler, RequestHead, ResponseWriter};
 
 /// At most this much unread request body is discarded to keep a connection alive.
@@ -55,7 +55,7 @@ impl Handler for WsgiHandler {
     fn handle(&self, exchange: Exchange) -> Finished {
         let Exchange {
             head,
-            conn,
+            body,
             peer,
             local,
             config,
@@ -63,7 +63,7 @@ impl Handler for WsgiHandler {
         } = exchange;
         let keep_alive = head.keep_alive && !config.close_after_response && !last;
         let mut writer = ResponseWriter::new(
-            conn.sender(),
+            body.sender(),
             head.version,
             head.method == "HEAD",
             keep_alive,
@@ -71,18 +71,6 @@ impl Handler for WsgiHandler {
         if config.hold_small_responses {
             writer.hold_complete_responses();
         }
-        let body = match BodyReader::new(
-            conn,
-            &head.framing,
-            head.expect_continue,
-            config.limit_request_body,
-        ) {
-            Ok(body) => body,
-            Err((conn, _too_large)) => {
-                let _ = write_error(&conn.sender(), head.version, 413, reason(413));
-                return Finished::rejected(conn, head, 413);
-            }
-        };
         let state = RequestState::new(body, writer);
         let request = Request {
             head: &head,
@@ -183,15 +171,31 @@ impl WsgiHandler {
         }
     }
 
-    /// The app raised: log its traceback, then answer 500 (413 if it hit the body limit) when no
-    /// header went out yet, else cut the connection so the client sees a truncated response.
+    /// The app raised: answer 500 with its traceback in the log, or the client's error when the
+    /// body it read was the cause (413 over the limit, 400 malformed or cut short, logged as an
+    /// invalid request), when no header went out yet; else cut the connection so the client sees
+    /// a truncated response.
     fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedRequest, error: PyErr) {
+        let traceback = format_error(py, &error);
+        let status = match state.input.malformed() {
+            _ if state.input.too_large() => 413,
+            Some(why) => {
+                tracing::info!(
+                    status = 400,
+                    "invalid request body in {} {}: {why}",
+                    head.method,
+                    head.target
+                );
+                tracing::debug!("the app raised\n{}", traceback.trim_end());
+                return respond_error(py, state, 400, why);
+            }
+            None => 500,
+        };
         tracing::error!(
             "Error handling request {}\n{}",
             head.target,
-            format_error(py, &error).trim_end()
+            traceback.trim_end()
         );
-        let status = if state.input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));
     }
 }

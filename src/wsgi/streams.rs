@@ -2,7 +2,7 @@
 //! iteration) streaming from the socket with the GIL released while it waits. Owns no socket: the
 //! body reader is lent for one request and taken back afterwards.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::LocalKey;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -17,6 +17,8 @@ use crate::http::body::{BodyError, BodyReader};
 pub struct InputShared {
     body: Mutex<Option<BodyReader>>,
     too_large: AtomicBool,
+    /// Why the body turned out malformed or cut short while the app read it.
+    malformed: OnceLock<String>,
 }
 
 impl InputShared {
@@ -24,6 +26,7 @@ impl InputShared {
         InputShared {
             body: Mutex::new(Some(body)),
             too_large: AtomicBool::new(false),
+            malformed: OnceLock::new(),
         }
     }
 
@@ -42,6 +45,12 @@ impl InputShared {
         self.too_large.load(Ordering::Relaxed)
     }
 
+    /// Why the body's framing failed while the app read it: the request, not the app, was at
+    /// fault (the answer is then 400).
+    pub fn malformed(&self) -> Option<&str> {
+        self.malformed.get().map(String::as_str)
+    }
+
     /// Runs `op` on the reader with the GIL released, mapping failures to Python errors.
     fn with_body(
         &self,
@@ -57,8 +66,12 @@ impl InputShared {
         result.map_err(|error| match error {
             None => finished_body(),
             Some(error) => {
-                if matches!(error, BodyError::TooLarge(_)) {
-                    self.too_large.store(true, Ordering::Relaxed);
+                match &error {
+                    BodyError::TooLarge(_) => self.too_large.store(true, Ordering::Relaxed),
+                    BodyError::Parse(_) | BodyError::Truncated => {
+                        let _ = self.malformed.set(error.to_string());
+                    }
+                    BodyError::Io(_) => {}
                 }
                 PyOSError::new_err(error.to_string())
             }
