@@ -167,9 +167,12 @@ async fn accept_loop(acceptor: Acceptor, shared: Arc<Shared>, mut stop: watch::R
             let accepted = acceptor.accept().await;
             (slot, accepted)
         };
+        // Stop first: unbiased, select! picks a ready branch at random, and a worker past
+        // max_requests whose next client is already queued would take it half the time.
         let next = tokio::select! {
-            pair = ready => Some(pair),
+            biased;
             _ = stop.wait_for(|s| *s) => None,
+            pair = ready => Some(pair),
         };
         let Some((slot, accepted)) = next else {
             if !shared.leave_queue.load(Ordering::Relaxed) {
