@@ -34,15 +34,16 @@ pub(crate) fn analyze(
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request whose Host is not
-/// `uri-host [ ":" port ]`, is refused with 400 (a second Host already was). The host must not
-/// be empty: every target here is an http(s) URI, and RFC 9110 §4.2.1 makes an http URI with an
-/// empty host invalid. One syntax with absolute-form targets (`valid_host_port`).
+/// `uri-host [ ":" port ]`, is refused with 400 (a second Host already was). One syntax with
+/// absolute-form targets (`valid_host_port`, which wants a host), plus the empty value of RFC
+/// 9110 §7.2, which is what a proxy forwards for an HTTP/1.0 client that sent no Host (caddy
+/// does, tests/test_proxy_differential.py).
 fn check_host(version: Version, fields: &Fields, permit_missing: bool) -> Result<(), ParseError> {
     match values(fields, "HOST").next() {
         None if version == Version::Http11 && !permit_missing => Err(ParseError::InvalidHeader(
             "HTTP/1.1 request without Host".into(),
         )),
-        None => Ok(()),
+        None | Some([]) => Ok(()),
         Some(value) => match std::str::from_utf8(value)
             .ok()
             .and_then(|host| valid_host_port(host, false))

@@ -358,7 +358,7 @@ fn http11_needs_one_valid_host() {
     let absolute = b"GET http://a.example/ HTTP/1.1\r\n\r\n";
     assert_eq!(strict_error(absolute).status(), 400);
     for bad in [
-        "a b", "", ":80", "a:", "a:99999", "a:8o", "a/b", "[::1", "[x]:1", "a@b", "\"a\"",
+        "a b", "x y", ":80", "a:", "a:99999", "a:8o", "a/b", "[::1", "[x]:1", "a@b", "\"a\"",
     ] {
         let bytes = with_host(bad);
         assert!(
@@ -368,7 +368,9 @@ fn http11_needs_one_valid_host() {
         // permit_missing_host permits a missing Host only.
         assert_eq!(error(bytes.as_bytes()).status(), 400, "{bad:?}");
     }
+    // Empty is RFC 9110 §7.2's Host for a target without authority.
     for good in [
+        "",
         "a",
         "A.example:8080",
         "127.0.0.1:1",
