@@ -2,7 +2,7 @@
 //! `parse_head` and `ChunkedDecoder`, with expectations from tests/conformance/expectations.json
 //! (made by extract_expectations.py). Test-only; it checks, it never adapts the parser.
 use super::conformance_feed::{run_connection, splits, End};
-use super::parser_tests::rules;
+use super::rules_tests::rules;
 use super::{HeadRules, ProxyPolicy, RequestHead, Version};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -30,6 +30,8 @@ mod conformance_feed;
 mod conformance_tests;
 #[cfg(test)]
 mod parser_tests;
+#[cfg(test)]
+mod rules_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -77,7 +77,7 @@ mod tests {
     use super::*;
     use crate::http::conn::{ConnIo, Stream};
     use crate::http::outbox::Outbox;
-    use crate::http::parser_tests::rules;
+    use crate::http::rules_tests::rules;
     use crate::http::{parse_head, ProxyPolicy};
     use std::sync::Arc;
     use tokio::io::AsyncWriteExt;
