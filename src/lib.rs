@@ -35,7 +35,7 @@
 //! | request limits resolved once | config/validate.rs, then http/request.rs (`HeadRules::of`) |
 //! | small bodies read ahead and decoded once | http/prefetch.rs, http/body.rs (`decode_ahead`) |
 //! | held responses leave before any other write | http/outbox.rs |
-//! | a body found malformed while the app reads it: 400 | wsgi/streams.rs (`malformed`), wsgi/handler.rs (`app_failed`) |
+//! | a body found malformed while the app reads it: 400 | wsgi/streams.rs (`malformed`), wsgi/handler.rs (`body_failed`) |
 //!
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only; pyo3 appears only under `wsgi`; libc/nix/unsafe only in the OS modules.

@@ -604,6 +604,18 @@ def test_body_framing_broken_past_the_read_ahead_is_400(reader):
     assert "Error handling request" not in reader.log_text()[mark:]
 
 
+def test_body_broken_past_the_read_ahead_is_400_even_if_the_app_answers(start_server):
+    """echo_request catches the read error and answers 200 (as Django answers 500 for its
+    UnreadablePostError): the request was malformed all the same, and nothing was sent yet."""
+    echo = start_server("echo_request", "--threads", "2")
+    mark = echo.log_mark()
+    body = chunked_body_broken_after(80 * 1024)
+    raw = echo.raw(get(b"/swallow", CHUNKED, method=b"POST", body=body), timeout=10)
+    assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
+    assert hits(echo) == ["POST /swallow"]
+    echo.wait_for_log(r"invalid request body in POST /swallow", after=mark, timeout=5)
+
+
 def test_body_framing_broken_within_the_read_ahead_never_reaches_the_app(reader):
     body = chunked_body_broken_after(8 * 1024)
     raw = reader.raw(get(b"/consume", CHUNKED, method=b"POST", body=body), timeout=10)

@@ -160,6 +160,14 @@ impl WsgiHandler {
             Ok(result) => result.into_bound(py),
             Err(error) => return self.app_failed(py, head, state, error),
         };
+        // The body broke while the app read it: the request is malformed whatever the app made
+        // of that (Django answers 500 for its UnreadablePostError), so its response is dropped.
+        if let Some(why) = state.input.malformed() {
+            if let Err(error) = close_result(&result) {
+                log_app_error(py, head, &error);
+            }
+            return body_failed(py, head, state, why);
+        }
         let sent = send_result(py, &result, state);
         let closed = close_result(&result);
         match (sent, closed) {
@@ -171,33 +179,39 @@ impl WsgiHandler {
         }
     }
 
-    /// The app raised: answer 500 with its traceback in the log, or the client's error when the
-    /// body it read was the cause (413 over the limit, 400 malformed or cut short, logged as an
-    /// invalid request), when no header went out yet; else cut the connection so the client sees
-    /// a truncated response.
+    /// The app raised: answer 500 with its traceback in the log (413 if it hit the body limit,
+    /// 400 if the body broke), when no header went out yet; else cut the connection so the client
+    /// sees a truncated response.
     fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedRequest, error: PyErr) {
-        let traceback = format_error(py, &error);
-        let status = match state.input.malformed() {
-            _ if state.input.too_large() => 413,
-            Some(why) => {
-                tracing::info!(
-                    status = 400,
-                    "invalid request body in {} {}: {why}",
-                    head.method,
-                    head.target
-                );
-                tracing::debug!("the app raised\n{}", traceback.trim_end());
-                return respond_error(py, state, 400, why);
-            }
-            None => 500,
-        };
-        tracing::error!(
-            "Error handling request {}\n{}",
-            head.target,
-            traceback.trim_end()
-        );
+        if let (false, Some(why)) = (state.input.too_large(), state.input.malformed()) {
+            tracing::debug!("the app raised\n{}", format_error(py, &error).trim_end());
+            return body_failed(py, head, state, why);
+        }
+        log_app_error(py, head, &error);
+        let status = if state.input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));
     }
+}
+
+fn log_app_error(py: Python<'_>, head: &RequestHead, error: &PyErr) {
+    let traceback = format_error(py, error);
+    tracing::error!(
+        "Error handling request {}\n{}",
+        head.target,
+        traceback.trim_end()
+    );
+}
+
+/// The client's body was malformed or cut short (found while the app read it): 400, logged as
+/// an invalid request, when nothing went out yet (gunicorn 27).
+fn body_failed(py: Python<'_>, head: &RequestHead, state: &SharedRequest, why: &str) {
+    tracing::info!(
+        status = 400,
+        "invalid request body in {} {}: {why}",
+        head.method,
+        head.target
+    );
+    respond_error(py, state, 400, why);
 }
 
 fn respond_error(py: Python<'_>, state: &SharedRequest, status: u16, detail: &str) {

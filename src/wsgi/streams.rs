@@ -17,8 +17,10 @@ use crate::http::body::{BodyError, BodyReader};
 pub struct InputShared {
     body: Mutex<Option<BodyReader>>,
     too_large: AtomicBool,
-    /// Why the body turned out malformed or cut short while the app read it.
+    /// Why the body turned out malformed or cut short while the app read it, when that was its
+    /// first failure (after any failure a reader only says it is cut short).
     malformed: OnceLock<String>,
+    failed: AtomicBool,
 }
 
 impl InputShared {
@@ -27,6 +29,7 @@ impl InputShared {
             body: Mutex::new(Some(body)),
             too_large: AtomicBool::new(false),
             malformed: OnceLock::new(),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -66,12 +69,13 @@ impl InputShared {
         result.map_err(|error| match error {
             None => finished_body(),
             Some(error) => {
+                let first = !self.failed.swap(true, Ordering::Relaxed);
                 match &error {
                     BodyError::TooLarge(_) => self.too_large.store(true, Ordering::Relaxed),
-                    BodyError::Parse(_) | BodyError::Truncated => {
+                    BodyError::Parse(_) | BodyError::Truncated if first => {
                         let _ = self.malformed.set(error.to_string());
                     }
-                    BodyError::Io(_) => {}
+                    _ => {}
                 }
                 PyOSError::new_err(error.to_string())
             }
