@@ -167,6 +167,8 @@ def corpus_cases():
 
 
 CASES = {**corpus_cases(), **{f"shape:{name}": data for name, data in SMUGGLING.items()}}
+
+
 def send_case(port, data, keep):
     """One client connection: the case, then the innocent request; returns its local port and
     what the proxy answered. The socket goes to `keep`, to be closed when the run is over: its
@@ -222,6 +224,7 @@ def run_through(proxy_class, rgunicorn, tmp):
 def check(proxy_name, clients, connections):
     """The properties of the module docstring; returns (violations, disagreements, record)."""
     by_port = {port: name for name, (port, _) in clients.items()}
+    assert len(by_port) == len(clients), "two clients had the same port"
     violations, disagreements = [], {}
     record = {name: {"proxy answered": statuses(answer), "forwarded": [], "app saw": []}
               for name, (_, answer) in clients.items()}
