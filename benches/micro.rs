@@ -5,8 +5,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rgunicorn::config::default_settings;
 use rgunicorn::http::response::{validate_header, validate_status};
-use rgunicorn::http::{parse_head, parse_head_into, ChunkedDecoder, Limits, RequestHead};
+use rgunicorn::http::{
+    parse_head, parse_head_into, ChunkedDecoder, HeadRules, ProxyPolicy, RequestHead,
+};
 
 /// What a current desktop browser sends for a page of a Django site.
 const BROWSER_HEAD: &[u8] = b"GET /api/plants/?limit=20&sort=name HTTP/1.1\r\n\
@@ -36,17 +39,21 @@ const RESPONSE_HEADERS: [(&str, &str); 6] = [
 ];
 
 fn bench_parse_head(c: &mut Criterion) {
-    let limits = Limits::default();
+    // The rules a worker with the default settings parses by.
+    let rules = HeadRules::of(&default_settings());
     let mut group = c.benchmark_group("parse_head");
     group.throughput(Throughput::Bytes(BROWSER_HEAD.len() as u64));
     group.bench_function("browser_get", |b| {
-        b.iter(|| parse_head(black_box(BROWSER_HEAD), &limits, false).expect("valid head"))
+        b.iter(|| {
+            parse_head(black_box(BROWSER_HEAD), &rules, ProxyPolicy::Off).expect("valid head")
+        })
     });
     // How the server parses: into the connection's previous head, whose strings keep their memory.
     let mut head = RequestHead::default();
     group.bench_function("browser_get_reused", |b| {
         b.iter(|| {
-            parse_head_into(black_box(BROWSER_HEAD), &limits, false, &mut head).expect("valid head")
+            parse_head_into(black_box(BROWSER_HEAD), &rules, ProxyPolicy::Off, &mut head)
+                .expect("valid head")
         })
     });
     group.finish();

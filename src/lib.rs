@@ -57,6 +57,13 @@
 //! | the control socket and `rgunicorn ctl` | master/control.rs, master/control_show.rs, ctl.rs |
 //! | statsd (gunicorn's names, batched per worker, log counts) | statsd.rs, worker/observe.rs (`Reporting`), master/telemetry.rs (`tick`) |
 //! | the Grafana dashboard, the Loki pipeline | config/grafana/rgunicorn.json, config/loki/rgunicorn.alloy |
+//! | Host required and valid (permit_missing_host) | http/framing.rs (`check_host`), http/target.rs (`valid_host_port`) |
+//! | Transfer-Encoding: exactly one chunked, else 501/400 | http/framing.rs (`transfer_coding`) |
+//! | PROXY preambles only from proxy_allow_ips (403 otherwise) | http/server.rs (`proxy_policy`), http/proxy.rs (`refuse_preamble`), http/peers.rs |
+//! | request limits resolved once | config/validate.rs, then http/request.rs (`HeadRules::of`) |
+//! | small bodies read ahead and decoded once | http/prefetch.rs, http/body.rs (`decode_ahead`) |
+//! | held responses leave before any other write | http/outbox.rs |
+//! | a body found malformed while the app reads it: 400 | wsgi/streams.rs (`malformed`), wsgi/handler.rs (`body_failed`) |
 //!
 //! Layering: http never uses wsgi, worker or master; wsgi uses http types and the body/response
 //! machinery only, config's types (Settings for the hooks' `cfg`, the PythonReader trait it

@@ -1,12 +1,15 @@
-"""The HTTP/1.1 front door (issue 4, items 2-6) through the real binary, with raw bytes.
+"""The HTTP/1.1 front door (issues 4 and 13) through the real binary, with raw bytes.
 
 Each rule the gunicorn corpus (test_conformance.py) does not already pin down gets a request
 written out byte for byte: refused requests get their status, the connection is closed and the
 app (tests/apps/echo_request.py, which records every call) never runs; accepted ones show the
 app exactly what was sent. Also limits, response validation, Expect, proxies, and slow clients.
 
-Deliberate differences from the issue text, following gunicorn 27 and its corpus:
-- HTTP/1.1 without Host is accepted: 28 valid corpus cases have none.
+Where rgunicorn differs from gunicorn 27 on purpose:
+- HTTP/1.1 without Host, or with a Host that is not uri-host[:port], is 400 (RFC 9112 section
+  3.2); --permit-missing-host serves the former (the corpus cases without Host run with it).
+- Transfer-Encoding must be exactly one chunked: other codings before it are 501, a field that
+  does not end in one chunked (or is malformed) is 400.
 - An absolute-form target's authority replaces Host in HTTP_HOST (RFC 9112 section 3.2.2, where
   gunicorn keeps the Host field); the target stays in RAW_URI and gives PATH_INFO and QUERY_STRING.
 """
@@ -78,7 +81,20 @@ FRAMING_ERRORS = {
     "cl-empty": (get(b"/", b"Content-Length:", method=b"POST"), 400),
     "cl-overflow": (get(b"/", b"Content-Length: 99999999999999999999999", method=b"POST"), 400),
     "te-in-http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + BODY5, 400),
-    "te-unknown": (get(b"/", b"Transfer-Encoding: foo", method=b"POST", body=BODY5), 501),
+    # RFC 9112 section 6.3: a body whose last coding is not chunked cannot be framed, so 400.
+    "te-unknown": (get(b"/", b"Transfer-Encoding: foo", method=b"POST", body=BODY5), 400),
+    "te-gzip-chunked": (get(b"/", b"Transfer-Encoding: gzip, chunked", method=b"POST",
+                            body=BODY5), 501),
+    "te-gzip-then-chunked-two-fields": (get(b"/", b"Transfer-Encoding: gzip", CHUNKED,
+                                            method=b"POST", body=BODY5), 501),
+    "te-identity-chunked": (get(b"/", b"Transfer-Encoding: identity, chunked", method=b"POST",
+                                body=BODY5), 501),
+    "te-empty": (get(b"/", b"Transfer-Encoding:", method=b"POST", body=BODY5), 400),
+    "te-chunked-with-parameter": (get(b"/", b"Transfer-Encoding: chunked;x=1", method=b"POST",
+                                      body=BODY5), 400),
+    "te-malformed-coding": (get(b"/", b"Transfer-Encoding: gzip;, chunked", method=b"POST",
+                                body=BODY5), 400),
+    "te-quoted": (get(b"/", b'Transfer-Encoding: "chunked"', method=b"POST", body=BODY5), 400),
     "te-unknown-then-chunked": (get(b"/", b"Transfer-Encoding: foo, chunked", method=b"POST",
                                     body=BODY5), 501),
     "te-chunked-not-last": (get(b"/", b"Transfer-Encoding: chunked, gzip", method=b"POST",
@@ -485,6 +501,125 @@ def test_proxy_line_only_at_the_start_of_a_connection(proxied):
                                   b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\n"])
 def test_bad_proxy_line_is_400(proxied, line):
     refused(proxied, line + get(b"/"), 400)
+
+
+# --- issue 13: Host, PROXY trust, body errors found late ----------------------------------------
+
+def test_http11_without_host_is_400(server):
+    refused(server, b"GET / HTTP/1.1\r\nX-A: b\r\n\r\n", 400)
+
+
+def test_absolute_form_without_host_is_400(server):
+    refused(server, b"GET http://example.com/ HTTP/1.1\r\n\r\n", 400)
+
+
+def test_http10_may_leave_host_out(server):
+    assert echoed(server, b"GET /old HTTP/1.0\r\n\r\n")["PATH_INFO"] == "/old"
+
+
+@pytest.mark.parametrize("value", [b"a b", b":80", b"a:", b"a:b", b"a:99999", b"a/b", b"a@b",
+                                   b"[::1", b"[::1]x", b"[zz::1]:80", b"a,b c", b"caf\xe9"])
+def test_host_that_is_not_uri_host_and_port_is_400(server, value):
+    refused(server, b"GET / HTTP/1.1\r\nHost: " + value + b"\r\n\r\n", 400)
+
+
+@pytest.mark.parametrize("value", [b"", b"example.com", b"EXAMPLE.com:8080", b"127.0.0.1:1", b"[::1]:443",
+                                   b"a-b.c_d~e!f$g&h'i(j)k*l+m,n;o=p%41"])
+def test_valid_host_reaches_the_app(server, value):
+    seen = echoed(server, b"GET / HTTP/1.1\r\nHost: " + value + b"\r\nConnection: close\r\n\r\n")
+    assert seen["headers"]["HTTP_HOST"] == value.decode()
+
+
+def test_permit_missing_host_serves_http11_without_host(start_server):
+    permissive = start_server("echo_request", "--permit-missing-host")
+    seen = echoed(permissive, b"GET /no-host HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert seen["PATH_INFO"] == "/no-host" and "HTTP_HOST" not in seen["headers"]
+    # It permits a missing Host, nothing else.
+    refused(permissive, b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400)
+    refused(permissive, b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400)
+
+
+PP_V1 = b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\n"
+PP_V2 = (b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11" + (12).to_bytes(2, "big")
+         + bytes([192, 0, 2, 7, 198, 51, 100, 1]) + (56324).to_bytes(2, "big")
+         + (443).to_bytes(2, "big"))
+
+
+@pytest.fixture(scope="module")
+def proxy_elsewhere(module_server):
+    """PROXY protocol on, but the tests' own address, 127.0.0.1, is not in proxy_allow_ips."""
+    return module_server("echo_request", "--threads", "2", "--proxy-protocol",
+                         "--proxy-allow-from", "192.0.2.1,10.0.0.0/8")
+
+
+@pytest.mark.parametrize("preamble", [PP_V1, PP_V2], ids=["v1", "v2"])
+def test_proxy_preamble_from_a_peer_not_allowed_is_403_and_logged(proxy_elsewhere, preamble):
+    mark = proxy_elsewhere.log_mark()
+    refused(proxy_elsewhere, preamble + get(b"/", b"Connection: close"), 403)
+    proxy_elsewhere.wait_for_log(r"invalid request from 127\.0\.0\.1:\d+: PROXY protocol preamble "
+                                 r"not allowed: .*proxy_allow_ips", after=mark, timeout=5)
+
+
+def test_a_peer_not_allowed_is_served_without_a_preamble(proxy_elsewhere):
+    seen = echoed(proxy_elsewhere, get(b"/", b"Connection: close"))
+    assert seen["REMOTE_ADDR"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("allowed", ["127.0.0.1", "127.0.0.0/8,10.1.1.1", "*"])
+def test_proxy_allow_from_takes_addresses_ranges_and_any(start_server, allowed):
+    srv = start_server("echo_request", "--proxy-protocol", "--proxy-allow-from", allowed)
+    seen = echoed(srv, PP_V1 + get(b"/", b"Connection: close"))
+    assert (seen["REMOTE_ADDR"], seen["REMOTE_PORT"]) == ("192.0.2.7", "56324")
+
+
+def test_unix_socket_peers_are_allowed_a_preamble(start_server, tmp_path):
+    srv = start_server("echo_request", "--proxy-protocol", "--proxy-allow-from", "192.0.2.1",
+                       "--bind", f"unix:{tmp_path / 'pp.sock'}")
+    seen = echoed(srv, PP_V2 + get(b"/", b"Connection: close"))
+    assert (seen["REMOTE_ADDR"], seen["REMOTE_PORT"]) == ("192.0.2.7", "56324")
+
+
+@pytest.fixture(scope="module")
+def reader(module_server):
+    """basic.py's /consume reads the whole body and lets any read error propagate."""
+    return module_server("basic", "--threads", "2")
+
+
+def chunked_body_broken_after(size):
+    """A chunked body whose framing breaks after `size` good bytes: past the 64 KiB the reactor
+    reads ahead, so the app is already reading when the error shows."""
+    chunk = b"1000\r\n" + b"z" * 4096 + b"\r\n"
+    return chunk * (size // 4096) + b"zz\r\nzz\r\n0\r\n\r\n"
+
+
+def test_body_framing_broken_past_the_read_ahead_is_400(reader):
+    mark = reader.log_mark()
+    body = chunked_body_broken_after(80 * 1024)
+    raw = reader.raw(get(b"/consume", CHUNKED, method=b"POST", body=body), timeout=10)
+    responses = parse_responses(raw)
+    assert [r.status for r in responses] == [400], raw[:300]
+    assert responses[0].header("Connection") == "close"
+    reader.wait_for_log(r"invalid request body in POST /consume: invalid request body: invalid "
+                        r"chunk size: zz", after=mark, timeout=5)
+    assert "Error handling request" not in reader.log_text()[mark:]
+
+
+def test_body_broken_past_the_read_ahead_is_400_even_if_the_app_answers(start_server):
+    """echo_request catches the read error and answers 200 (as Django answers 500 for its
+    UnreadablePostError): the request was malformed all the same, and nothing was sent yet."""
+    echo = start_server("echo_request", "--threads", "2")
+    mark = echo.log_mark()
+    body = chunked_body_broken_after(80 * 1024)
+    raw = echo.raw(get(b"/swallow", CHUNKED, method=b"POST", body=body), timeout=10)
+    assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
+    assert hits(echo) == ["POST /swallow"]
+    echo.wait_for_log(r"invalid request body in POST /swallow", after=mark, timeout=5)
+
+
+def test_body_framing_broken_within_the_read_ahead_never_reaches_the_app(reader):
+    body = chunked_body_broken_after(8 * 1024)
+    raw = reader.raw(get(b"/consume", CHUNKED, method=b"POST", body=body), timeout=10)
+    assert [r.status for r in parse_responses(raw)] == [400], raw[:300]
 
 
 # --- item 4: slow and hostile clients ---------------------------------------------------------------

@@ -55,6 +55,17 @@ def test_app_load_error_exits_4(app, args, needle):
     assert needle in proc.stderr_text()
 
 
+def test_a_zygote_hanging_in_the_import_is_killed_at_the_timeout(start_server, tmp_path):
+    flag = tmp_path / "hang"
+    flag.touch()
+    server = start_server("hanging_import", "-t", "2", env={"RGT_HANG_FLAG": str(flag)},
+                          workers=0)
+    server.wait_for_log(r"the zygote of generation 0 did not get ready within timeout")
+    flag.unlink()
+    server.wait_for(BOOT_RE.pattern, timeout=15)
+    assert server.get("/").body == b"imported"
+
+
 def test_import_error_shows_python_traceback():
     stderr = run_app("broken_import").stderr_text()
     assert "Traceback (most recent call last)" in stderr

@@ -1,21 +1,77 @@
 //! `parse_head` over arbitrary bytes: never panics, accepts only heads whose fields are safe to
-//! hand to WSGI, and gives the same verdict however the bytes are split (a prefix that already
-//! decides must decide the same way as the whole buffer, as the reactor feeds it).
+//! hand to WSGI and whose framing and Host obey the rules, and gives the same verdict however the
+//! bytes are split (a prefix that already decides must decide the same way as the whole buffer,
+//! as the reactor feeds it).
 //!
-//! Input: byte 0 = flags (bit 0: proxy_protocol; bits 1-2: limits), bytes 1-2 = split point
-//! (little endian, taken modulo len + 1), the rest = what the client sent.
+//! Input: byte 0 = flags (bits 0-1: PROXY policy off/accept/refuse/off; bit 2:
+//! permit_missing_host; bits 3-4: one of four limit settings), bytes 1-2 = split point (little
+//! endian, taken modulo len + 1), the rest = what the client sent.
 #![no_main]
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
-use rgunicorn::http::{parse_head, Limits, ParseError, RequestHead};
+use rgunicorn::config::{load, Environment};
+use rgunicorn::http::{
+    parse_head, BodyFraming, HeadRules, ParseError, ProxyPolicy, RequestHead, Version,
+};
 
 type Parsed = Result<Option<(RequestHead, usize)>, ParseError>;
 
-fn limits(selector: u8) -> Limits {
-    match selector & 3 {
-        0 => Limits::default(),
-        1 => Limits::from_settings(40, 4, 30),
-        2 => Limits::from_settings(0, 0, 0),
-        _ => Limits::from_settings(1, 1, 1),
+const LIMITS: [&[&str]; 4] = [
+    &[],
+    &[
+        "--limit-request-line",
+        "40",
+        "--limit-request-fields",
+        "4",
+        "--limit-request-field_size",
+        "30",
+    ],
+    &[
+        "--limit-request-line",
+        "0",
+        "--limit-request-fields",
+        "0",
+        "--limit-request-field_size",
+        "0",
+    ],
+    &[
+        "--limit-request-line",
+        "1",
+        "--limit-request-fields",
+        "1",
+        "--limit-request-field_size",
+        "1",
+    ],
+];
+
+/// The rules of a worker started with those settings: the production path, built once.
+fn rules(flags: u8) -> &'static HeadRules {
+    static RULES: OnceLock<Vec<HeadRules>> = OnceLock::new();
+    let all = RULES.get_or_init(|| {
+        let mut all = Vec::new();
+        for permit in [false, true] {
+            for limits in LIMITS {
+                let mut argv = vec!["rgunicorn", "app"];
+                argv.extend_from_slice(limits);
+                if permit {
+                    argv.push("--permit-missing-host");
+                }
+                let argv = argv.into_iter().map(Into::into).collect();
+                let (settings, _) = load(argv, &Environment::default()).expect("valid settings");
+                all.push(HeadRules::of(&settings));
+            }
+        }
+        all
+    });
+    &all[usize::from((flags >> 2) & 1) * 4 + usize::from((flags >> 3) & 3)]
+}
+
+fn policy(flags: u8) -> ProxyPolicy {
+    match flags & 3 {
+        1 => ProxyPolicy::Accept,
+        2 => ProxyPolicy::Refuse,
+        _ => ProxyPolicy::Off,
     }
 }
 
@@ -25,6 +81,48 @@ fn show(parsed: &Parsed) -> String {
         Ok(Some((head, used))) => format!("head {head:?} used {used}"),
         Ok(None) => "need more".to_string(),
         Err(e) => format!("error {e:?}"),
+    }
+}
+
+/// Host and Transfer-Encoding as the rules allow them.
+fn check_semantics(head: &RequestHead, rules: &HeadRules) {
+    let hosts: Vec<&[u8]> = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "HOST")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    assert!(hosts.len() <= 1, "repeated Host accepted");
+    if head.version == Version::Http11 && !rules.permit_missing_host {
+        assert_eq!(hosts.len(), 1, "HTTP/1.1 without Host accepted");
+    }
+    for host in hosts {
+        // Empty (RFC 9110 §7.2) or host[:port]: never whitespace, a path, userinfo or quotes.
+        let port = host
+            .iter()
+            .rposition(|&b| b == b':')
+            .filter(|_| !host.ends_with(b"]"));
+        assert!(port != Some(0), "Host with no host {host:?}");
+        assert!(
+            host.iter()
+                .all(|&b| b.is_ascii_graphic() && !b"/?#@\\\"".contains(&b)),
+            "Host {host:?}"
+        );
+    }
+    let codings: Vec<Vec<u8>> = (head.headers.iter())
+        .filter(|(n, _)| n == "TRANSFER-ENCODING")
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .map(|c| c.trim_ascii().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect();
+    match head.framing {
+        BodyFraming::Chunked => {
+            assert_eq!(codings, [b"chunked".to_vec()], "framing from {codings:?}")
+        }
+        _ => assert!(
+            codings.is_empty(),
+            "Transfer-Encoding {codings:?} without chunked framing"
+        ),
     }
 }
 
@@ -61,13 +159,25 @@ fuzz_target!(|data: &[u8]| {
     let [flags, lo, hi, buf @ ..] = data else {
         return;
     };
-    let (proxy, limits) = (flags & 1 == 1, limits(flags >> 1));
-    let whole: Parsed = parse_head(buf, &limits, proxy);
+    let (proxy, rules) = (policy(*flags), rules(*flags));
+    let whole: Parsed = parse_head(buf, rules, proxy);
     if let Ok(Some((head, used))) = &whole {
         check_head(buf, head, *used);
+        check_semantics(head, rules);
+        if proxy != ProxyPolicy::Accept {
+            assert_eq!(head.proxy, None, "addresses from a preamble not accepted");
+        }
+    }
+    let announced = buf.starts_with(b"PROXY ") || buf.starts_with(b"\r\n\r\n\0\r\nQUIT\n");
+    if proxy == ProxyPolicy::Refuse && announced {
+        assert!(
+            matches!(whole, Err(ParseError::ForbiddenProxyRequest(_))),
+            "{}",
+            show(&whole)
+        );
     }
     let split = usize::from(u16::from_le_bytes([*lo, *hi])) % (buf.len() + 1);
-    let prefix: Parsed = parse_head(&buf[..split], &limits, proxy);
+    let prefix: Parsed = parse_head(&buf[..split], rules, proxy);
     match (&prefix, &whole) {
         // Incomplete so far: the whole may go any way.
         (Ok(None), _) => {}

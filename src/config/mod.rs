@@ -163,6 +163,11 @@ pub struct Settings {
     pub secure_scheme_headers: Vec<(String, String)>,
     /// Whether connections may start with a PROXY protocol preamble (v1 or v2).
     pub proxy_protocol: bool,
+    /// Peers whose PROXY preambles are believed: addresses or CIDR ranges, or "*" (unix-socket
+    /// peers always are). A preamble from any other peer is refused with 403.
+    pub proxy_allow_ips: Vec<String>,
+    /// HTTP/1.1 requests without Host are served instead of refused with 400.
+    pub permit_missing_host: bool,
     /// Headers with `_` in their name that a trusted peer may pass into the environ as they are.
     pub forwarder_headers: Vec<String>,
 }

@@ -171,6 +171,15 @@ partial_settings! {
     #[arg(long, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     proxy_protocol: bool,
+    /// Comma-separated addresses or CIDR networks whose PROXY preambles are believed, or "*".
+    #[arg(long = "proxy-allow-from", visible_alias = "proxy-allow-ips", value_name = "STRING",
+          value_delimiter = ',')]
+    #[serde(default, deserialize_with = "list_or_csv")]
+    proxy_allow_ips: Vec<String>,
+    /// Serve HTTP/1.1 requests that lack a Host header instead of refusing them with 400.
+    #[arg(long, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    permit_missing_host: bool,
     /// Comma-separated header names a trusted proxy may set straight into the environ.
     #[arg(long, value_name = "STRING", value_delimiter = ',')]
     #[serde(default, deserialize_with = "list_or_csv")]
@@ -271,7 +280,7 @@ mod tests {
     fn names_are_the_toml_keys() {
         assert_eq!(Partial::NAMES[0], "wsgi_app");
         assert!(Partial::NAMES.contains(&"secure_scheme_headers"));
-        assert_eq!(Partial::NAMES.len(), 45);
+        assert_eq!(Partial::NAMES.len(), 47);
     }
 
     #[test]

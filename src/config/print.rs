@@ -97,6 +97,11 @@ impl Settings {
                 Some(Value::Table(headers.collect())),
             ),
             ("proxy_protocol", Some(Value::Boolean(self.proxy_protocol))),
+            ("proxy_allow_ips", list(&self.proxy_allow_ips)),
+            (
+                "permit_missing_host",
+                Some(Value::Boolean(self.permit_missing_host)),
+            ),
             ("forwarder_headers", list(&self.forwarder_headers)),
         ]
     }

@@ -72,6 +72,8 @@ fn defaults_match_gunicorn() {
     assert_eq!(s.limit_request_line, 4094);
     assert_eq!(s.limit_request_field_size, 8190);
     assert_eq!(s.forwarded_allow_ips, ["127.0.0.1", "::1"]);
+    assert_eq!(s.proxy_allow_ips, ["127.0.0.1", "::1"]);
+    assert!(!s.proxy_protocol && !s.permit_missing_host);
     assert_eq!(
         s.secure_scheme_headers[0],
         ("X-FORWARDED-PROTO".into(), "https".into())
@@ -187,6 +189,12 @@ fn bad_values_name_key_value_and_what_is_allowed() {
             &["--forwarded-allow-ips", "10.0.0.0/33"],
             "forwarded_allow_ips",
             "10.0.0.0/33",
+            "CIDR",
+        ),
+        (
+            &["--proxy-allow-from", "10.0.0.1,proxy.example"],
+            "proxy_allow_ips",
+            "proxy.example",
             "CIDR",
         ),
     ];
@@ -539,4 +547,42 @@ fn gunicorn_flags_we_lack_are_recognised() {
         ("capture_output", "--capture-output")
     );
     assert!(run(&["app", "--proxy-allow-from", "127.0.0.1,::1"], &env).is_ok());
+}
+
+#[test]
+fn proxy_allow_ips_and_permit_missing_host_from_each_layer() {
+    let path = TempToml::new(
+        "front-door",
+        "proxy_allow_ips = \"10.0.0.0/8, 192.0.2.1\"\npermit_missing_host = true\n",
+    );
+    let file_arg = format!("-c={}", path.display());
+    let s = run(&["app", &file_arg], &Environment::default()).unwrap();
+    assert_eq!(s.proxy_allow_ips, ["10.0.0.0/8", "192.0.2.1"]);
+    assert!(s.permit_missing_host);
+    let flags = [
+        "app",
+        "--proxy-allow-from",
+        "*",
+        "--permit-missing-host=false",
+    ];
+    let s = run(&flags, &Environment::default()).unwrap();
+    assert_eq!(
+        (s.proxy_allow_ips.as_slice(), s.permit_missing_host),
+        (&["*".to_owned()][..], false)
+    );
+    let s = run(
+        &["app", "--proxy-allow-ips", "::1/128"],
+        &Environment::default(),
+    )
+    .unwrap();
+    assert_eq!(s.proxy_allow_ips, ["::1/128"]);
+    // FORWARDED_ALLOW_IPS is forwarded_allow_ips' fallback only, as in gunicorn.
+    let env = Environment {
+        forwarded_allow_ips: Some("*".into()),
+        ..Environment::default()
+    };
+    assert_eq!(
+        run(&["app"], &env).unwrap().proxy_allow_ips,
+        ["127.0.0.1", "::1"]
+    );
 }

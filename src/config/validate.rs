@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 pub const DEFAULT_ACCESS_LOG_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
-pub const DEFAULT_FORWARDED_ALLOW_IPS: &str = "127.0.0.1,::1";
+pub const DEFAULT_ALLOWED_PEERS: &str = "127.0.0.1,::1";
 pub const DEFAULT_SECURE_SCHEME_HEADERS: [(&str, &str); 3] = [
     ("X-FORWARDED-PROTOCOL", "ssl"),
     ("X-FORWARDED-PROTO", "https"),
@@ -83,9 +83,11 @@ pub fn settings(p: Partial, config_file: Option<ConfigSource>) -> Result<Setting
             p.limit_request_field_size.unwrap_or(DEFAULT_FIELD_SIZE),
         ),
         limit_request_body: p.limit_request_body.unwrap_or(0),
-        forwarded_allow_ips: forwarded_allow_ips(p.forwarded_allow_ips)?,
+        forwarded_allow_ips: allowed_peers("forwarded_allow_ips", p.forwarded_allow_ips)?,
         secure_scheme_headers: secure_scheme_headers(p.secure_scheme_headers)?,
         proxy_protocol: p.proxy_protocol.unwrap_or(false),
+        proxy_allow_ips: allowed_peers("proxy_allow_ips", p.proxy_allow_ips)?,
+        permit_missing_host: p.permit_missing_host.unwrap_or(false),
         forwarder_headers: forwarder_headers(p.forwarder_headers)?,
     })
 }
@@ -185,16 +187,17 @@ fn forwarder_headers(values: Option<Vec<String>>) -> Result<Vec<String>> {
         .collect()
 }
 
-fn forwarded_allow_ips(values: Option<Vec<String>>) -> Result<Vec<String>> {
+/// forwarded_allow_ips and proxy_allow_ips: the same syntax and the same default, loopback.
+fn allowed_peers(key: &str, values: Option<Vec<String>>) -> Result<Vec<String>> {
     let values = values.unwrap_or_else(|| {
-        let default = DEFAULT_FORWARDED_ALLOW_IPS.split(',');
+        let default = DEFAULT_ALLOWED_PEERS.split(',');
         default.map(str::to_owned).collect()
     });
     non_empty_items(Some(values))
         .map(|entry| match is_ip_or_network(&entry) {
             true => Ok(entry),
             false => Err(Error::config(
-                "forwarded_allow_ips",
+                key,
                 entry,
                 "*, an IP address or a CIDR network (v4 or v6)",
             )),

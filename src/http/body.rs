@@ -1,10 +1,12 @@
 //! The request body as a blocking byte stream for the thread running the request: applies the
-//! framing (Content-Length or chunked), the body size limit and `Expect: 100-continue`. Never
-//! buffers more than one read's worth; knows nothing of WSGI.
+//! framing (Content-Length or chunked), the body size limit and `Expect: 100-continue`. Made by
+//! the reactor, which may decode a small body ahead (`prefetch`) into the same reader, so a body
+//! is decoded once whoever reads it first. Never buffers more than one read's worth beyond that;
+//! knows nothing of WSGI.
 use std::io::{self, IoSlice};
 
 use super::chunked::ChunkedDecoder;
-use super::conn::ConnIo;
+use super::conn::{ConnIo, Sender};
 use super::request::{BodyFraming, ParseError};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,47 @@ impl BodyReader {
     /// True while the client waits for `100 Continue` that we have not sent (the app never read).
     pub fn continue_pending(&self) -> bool {
         self.continue_pending
+    }
+
+    /// The connection's writing half, for the response.
+    pub fn sender(&self) -> Sender {
+        self.conn.sender()
+    }
+
+    pub(super) fn conn(&self) -> &ConnIo {
+        &self.conn
+    }
+
+    pub(super) fn conn_mut(&mut self) -> &mut ConnIo {
+        &mut self.conn
+    }
+
+    /// For the reactor, before the request runs: decodes the chunked bytes already buffered into
+    /// the reader's own buffer, where the app's reads find them; returns the bytes consumed as
+    /// sent. Nothing to do for a Content-Length body, which stays in the connection buffer.
+    pub(super) fn decode_ahead(&mut self) -> Result<usize, BodyError> {
+        let Framing::Chunked {
+            decoder, decoded, ..
+        } = &mut self.framing
+        else {
+            return Ok(0);
+        };
+        let used =
+            (decoder.decode(self.conn.unread(), decoded, usize::MAX)).map_err(BodyError::Parse)?;
+        self.conn.consume(used);
+        if self.limit > 0 && decoded.len() as u64 > self.limit {
+            return Err(BodyError::TooLarge(self.limit));
+        }
+        Ok(used)
+    }
+
+    /// Whether the whole body is buffered (for the reactor), or too long to be: a Content-Length
+    /// over `max` is left to stream.
+    pub(super) fn buffered_whole(&self, max: u64) -> bool {
+        match &self.framing {
+            Framing::Length(left) => *left > max || self.conn.unread().len() as u64 >= *left,
+            Framing::Chunked { decoder, .. } => decoder.is_done(),
+        }
     }
 
     /// Appends up to `max` body bytes to `out`; returns how many, 0 only at the end of the body.

@@ -1,6 +1,8 @@
 //! Decoder for the chunked transfer coding of request bodies (RFC 9112 §7.1), trailers included.
 //! Pure and incremental: it never reads a socket, and a premature EOF is the caller's to judge.
-use super::fields::{classify, next_line, trim_ows, FieldLimits, FieldLine, Line};
+use super::fields::{
+    classify, next_line, quoted_len, skip_bws, token_len, trim_ows, FieldLimits, FieldLine, Line,
+};
 use super::request::{show, Limits, ParseError};
 
 /// Fields that would change routing, framing or authentication after the fact (RFC 9110 §6.5.1).
@@ -202,28 +204,4 @@ fn check_extensions(extensions: &[u8]) -> Result<(), ParseError> {
         }
     }
     Ok(())
-}
-
-fn skip_bws(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t');
-    &bytes[start.count()..]
-}
-
-fn token_len(bytes: &[u8]) -> usize {
-    let token = bytes.iter().take_while(|&&b| super::fields::is_tchar(b));
-    token.count()
-}
-
-/// The length of the quoted-string at the start of `bytes` (RFC 9110 §5.6.4), if it is one.
-fn quoted_len(bytes: &[u8]) -> Option<usize> {
-    let text_byte = |b: u8| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
-    let mut i = 1;
-    loop {
-        match *bytes.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' if text_byte(*bytes.get(i + 1)?) => i += 2,
-            b if text_byte(b) && b != b'\\' => i += 1,
-            _ => return None,
-        }
-    }
 }

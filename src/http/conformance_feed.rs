@@ -1,6 +1,8 @@
 //! Test-only: plays a client connection against `parse_head` and `ChunkedDecoder`, feeding the
 //! bytes in the splits the gunicorn harness uses, as a reactor would. Never part of the server.
-use super::{parse_head, BodyFraming, ChunkedDecoder, Limits, ParseError, RequestHead};
+use super::{
+    parse_head, BodyFraming, ChunkedDecoder, HeadRules, ParseError, ProxyPolicy, RequestHead,
+};
 
 #[derive(Debug)]
 pub(super) enum End {
@@ -11,12 +13,12 @@ pub(super) enum End {
 }
 
 /// A connection fed in `chunks`: heads, then bodies by their framing, until the input ends,
-/// an error, or a request that does not keep the connection alive.
+/// an error, or a request that does not keep the connection alive. `proxy` applies to the first
+/// request, as in the reactor.
 pub(super) fn run_connection(
     data: &[u8],
     chunks: &[usize],
-    limits: &Limits,
-    proxy: bool,
+    (rules, proxy): (&HeadRules, ProxyPolicy),
     max_out: usize,
 ) -> (Vec<(RequestHead, Vec<u8>)>, End) {
     let mut feed = chunks.iter().scan(0, |at, &n| {
@@ -27,7 +29,12 @@ pub(super) fn run_connection(
     let (mut buf, mut requests) = (Vec::new(), Vec::new());
     loop {
         let head = loop {
-            match parse_head(&buf, limits, proxy && requests.is_empty()) {
+            let proxy = if requests.is_empty() {
+                proxy
+            } else {
+                ProxyPolicy::Off
+            };
+            match parse_head(&buf, rules, proxy) {
                 Err(e) => return (requests, End::Error(e)),
                 Ok(Some((head, used))) => {
                     buf.drain(..used);

@@ -2,7 +2,8 @@
 //! `parse_head` and `ChunkedDecoder`, with expectations from tests/conformance/expectations.json
 //! (made by extract_expectations.py). Test-only; it checks, it never adapts the parser.
 use super::conformance_feed::{run_connection, splits, End};
-use super::{Limits, RequestHead, Version};
+use super::rules_tests::rules;
+use super::{HeadRules, ProxyPolicy, RequestHead, Version};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,11 @@ struct Deviations {
     /// short body, rgunicorn reports the EOF (what then happens is the body reader's business).
     /// The head and the bytes that did arrive are still checked.
     truncated_body: BTreeMap<String, String>,
+    /// Cases that lack Host: they run with permit_missing_host, the only setting under which an
+    /// HTTP/1.1 request without Host is served (each is checked to need it).
+    permit_missing_host: BTreeMap<String, String>,
+    /// Valid in gunicorn, refused here with 501: a transfer coding besides the one chunked.
+    unsupported_transfer_coding: BTreeMap<String, String>,
 }
 
 fn deviations() -> Deviations {
@@ -104,16 +110,35 @@ fn decode_http(raw: &[u8]) -> Vec<u8> {
     data
 }
 
-fn limits_for(case: &Case) -> Limits {
-    let get = |name: &str, default: usize| {
-        case.settings
-            .get(name)
-            .map_or(default, |v| v.as_u64().unwrap() as usize)
+/// The rules and PROXY policy of a server started with the case's settings, through the
+/// production path (command line, validation, `HeadRules::of`), as tests/test_conformance.py
+/// starts one.
+fn rules_for(case: &Case, permit_missing_host: bool) -> (HeadRules, ProxyPolicy) {
+    let mut args = Vec::new();
+    for (name, flag) in [
+        ("limit_request_line", "--limit-request-line"),
+        ("limit_request_fields", "--limit-request-fields"),
+        ("limit_request_field_size", "--limit-request-field_size"),
+    ] {
+        if let Some(value) = case.settings.get(name) {
+            // gunicorn silently caps limit_request_line at 8190; rgunicorn refuses more.
+            let value = match (name, value.as_u64().unwrap()) {
+                ("limit_request_line", n) => n.min(8190),
+                (_, n) => n,
+            };
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    if permit_missing_host {
+        args.push("--permit-missing-host".into());
+    }
+    let proxy = match case.settings.contains_key("proxy_protocol") {
+        true => ProxyPolicy::Accept,
+        false => ProxyPolicy::Off,
     };
-    Limits::from_settings(
-        get("limit_request_line", 4094),
-        get("limit_request_fields", 100),
-        get("limit_request_field_size", 8190),
+    (
+        rules(&args.iter().map(String::as_str).collect::<Vec<_>>()),
+        proxy,
     )
 }
 
@@ -195,11 +220,23 @@ fn compare(head: &RequestHead, body: &[u8], want: &Expected) -> Result<(), Strin
     }
 }
 
-fn check_valid(id: &str, case: &Case, data: &[u8], truncated: bool) -> Result<(), String> {
+type Rules = (HeadRules, ProxyPolicy);
+
+/// The rules a case runs under (see `Deviations::permit_missing_host`).
+fn case_rules(id: &str, case: &Case, deviations: &Deviations) -> Rules {
+    rules_for(case, deviations.permit_missing_host.contains_key(id))
+}
+
+fn check_valid(
+    id: &str,
+    case: &Case,
+    data: &[u8],
+    rules: &Rules,
+    truncated: bool,
+) -> Result<(), String> {
     let expected = case.requests.as_ref().ok_or("no requests")?;
-    let proxy = case.settings.contains_key("proxy_protocol");
     for (seed, (how, chunks, max_out)) in splits(data, data.len() as u64).into_iter().enumerate() {
-        let (requests, end) = run_connection(data, &chunks, &limits_for(case), proxy, max_out);
+        let (requests, end) = run_connection(data, &chunks, (&rules.0, rules.1), max_out);
         let fail = |what: String| Err(format!("{id} [{how}, seed {seed}]: {what}"));
         let ended_well = match end {
             End::Clean => true,
@@ -216,11 +253,11 @@ fn check_valid(id: &str, case: &Case, data: &[u8], truncated: bool) -> Result<()
     Ok(())
 }
 
-fn check_invalid(id: &str, case: &Case, data: &[u8]) -> Result<(), String> {
-    let class = case.error.as_deref().ok_or("no error class")?;
-    let proxy = case.settings.contains_key("proxy_protocol");
+/// The error class a refused case ends with: gunicorn's, or 501 for a case listed in
+/// `unsupported_transfer_coding`.
+fn check_invalid(id: &str, class: &str, data: &[u8], rules: &Rules) -> Result<(), String> {
     for (how, chunks, max_out) in splits(data, data.len() as u64) {
-        let (_, end) = run_connection(data, &chunks, &limits_for(case), proxy, max_out);
+        let (_, end) = run_connection(data, &chunks, (&rules.0, rules.1), max_out);
         let agrees = match (&end, expected_status(class)) {
             // Each variant is named after the gunicorn class, so the class must match too.
             (End::Error(e), Some(status)) => {
@@ -236,6 +273,12 @@ fn check_invalid(id: &str, case: &Case, data: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// How a connection carrying `data` goes, fed all at once, as text to compare.
+fn verdict(data: &[u8], rules: &Rules) -> String {
+    let (requests, end) = run_connection(data, &[data.len()], (&rules.0, rules.1), usize::MAX);
+    format!("{requests:?} then {end:?}")
 }
 
 #[test]
@@ -264,7 +307,9 @@ fn every_case_has_expectations_and_every_skip_a_case() {
     let deviations = deviations();
     let listed = (deviations.skipped.keys())
         .chain(deviations.skipped_in_parser_test.keys())
-        .chain(deviations.truncated_body.keys());
+        .chain(deviations.truncated_body.keys())
+        .chain(deviations.permit_missing_host.keys())
+        .chain(deviations.unsupported_transfer_coding.keys());
     for id in listed {
         assert!(
             cases.contains_key(id),
@@ -276,13 +321,15 @@ fn every_case_has_expectations_and_every_skip_a_case() {
 #[test]
 fn valid_cases_parse_the_same_for_every_split() {
     let cases = load_cases();
-    let run = runnable(&cases);
-    let truncated = deviations().truncated_body;
-    let failures: Vec<String> = run
+    let deviations = deviations();
+    let failures: Vec<String> = runnable(&cases)
         .iter()
+        .filter(|(id, _, _)| !deviations.unsupported_transfer_coding.contains_key(*id))
         .filter(|(_, case, _)| case.requests.is_some())
         .filter_map(|(id, case, data)| {
-            check_valid(id, case, data, truncated.contains_key(id.as_str())).err()
+            let rules = case_rules(id, case, &deviations);
+            let truncated = deviations.truncated_body.contains_key(id.as_str());
+            check_valid(id, case, data, &rules, truncated).err()
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -291,11 +338,38 @@ fn valid_cases_parse_the_same_for_every_split() {
 #[test]
 fn invalid_cases_fail_with_gunicorns_status() {
     let cases = load_cases();
-    let run = runnable(&cases);
-    let failures: Vec<String> = run
+    let deviations = deviations();
+    let failures: Vec<String> = runnable(&cases)
         .iter()
-        .filter(|(_, case, _)| case.error.is_some())
-        .filter_map(|(id, case, data)| check_invalid(id, case, data).err())
+        .filter_map(|(id, case, data)| {
+            let class = match (&case.error, deviations.unsupported_transfer_coding.get(*id)) {
+                (_, Some(_)) => "UnsupportedTransferCoding",
+                (Some(class), None) => class,
+                (None, None) => return None,
+            };
+            check_invalid(id, class, data, &case_rules(id, case, &deviations)).err()
+        })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// permit_missing_host is listed for exactly the cases whose outcome it changes: no case runs
+/// under it for nothing, and none passes only because it is not strict.
+#[test]
+fn permit_missing_host_is_listed_exactly_where_it_matters() {
+    let cases = load_cases();
+    let deviations = deviations();
+    let mut wrong = Vec::new();
+    for (id, case, data) in runnable(&cases) {
+        let strict = verdict(&data, &rules_for(case, false));
+        let permitted = verdict(&data, &rules_for(case, true));
+        let listed = deviations.permit_missing_host.contains_key(id.as_str());
+        if listed != (strict != permitted) {
+            wrong.push(format!("{id}: listed {listed}, strict: {strict}"));
+        }
+        if listed {
+            assert!(strict.contains("without Host"), "{id}: {strict}");
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -1,6 +1,7 @@
 //! A client connection as the request-running thread sees it: the socket (shared with the
 //! reactor task that owns its registration) plus the bytes read ahead of the current parse
-//! position. Blocking reads/writes go through `sockets::io` with deadlines; no parsing here.
+//! position. Blocking reads go through `sockets::io` with deadlines, and every write through the
+//! worker's `Outbox`; no parsing here.
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 
+use super::outbox::Outbox;
 use crate::sockets::io as sockio;
 pub use crate::sockets::io::{dup_regular_file, set_wait_hook};
 
@@ -71,6 +73,7 @@ pub struct ConnIo {
     pub pos: usize,
     end: usize,
     pub io_timeout: Duration,
+    outbox: Arc<Outbox>,
 }
 
 /// Room kept free at the end of the buffer before each read.
@@ -79,13 +82,14 @@ const READ_ROOM: usize = 16 * 1024;
 const BODY_READ_ROOM: usize = 64 * 1024;
 
 impl ConnIo {
-    pub fn new(stream: Arc<Stream>, io_timeout: Duration) -> Self {
+    pub fn new(stream: Arc<Stream>, io_timeout: Duration, outbox: Arc<Outbox>) -> Self {
         ConnIo {
             stream,
             buf: Vec::new(),
             pos: 0,
             end: 0,
             io_timeout,
+            outbox,
         }
     }
 
@@ -162,33 +166,35 @@ impl ConnIo {
 
     /// Writes on the request's own thread, like `Sender::write_all`.
     pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        write_all(&self.stream, self.io_timeout, slices)
+        self.outbox.write(&self.stream, self.io_timeout, slices)
+    }
+
+    /// Holds a complete response for the outbox to send in the next burst.
+    pub fn hold(&self, response: Vec<u8>) {
+        (self.outbox).hold(self.stream.clone(), self.io_timeout, response)
     }
 
     pub fn shutdown_write(&self) {
-        sockio::shutdown_write(self.stream.as_fd())
+        self.outbox.shutdown_write(&self.stream)
     }
 
     /// Ends the connection after its last response. Dropping the only handle closes the socket,
     /// which sends the FIN; when something else still holds it (a write() callable the app kept),
-    /// shutting down the write side tells the client now.
+    /// shutting down the write side tells the client now. Held responses go out first.
     pub fn close(self) {
+        self.outbox.flush();
         if Arc::strong_count(&self.stream) > 1 {
             self.shutdown_write();
         }
     }
-}
 
-/// Every write to a client goes through here: held responses of this thread go first, so no
-/// connection's bytes overtake its own held response.
-fn write_all(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    super::held::flush();
-    write_now(stream, io_timeout, slices)
-}
-
-fn write_now(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    let deadline = sockio::Deadline::after(io_timeout);
-    sockio::write_all(stream.as_fd(), slices, deadline)
+    pub fn sender(&self) -> Sender {
+        Sender {
+            stream: self.stream.clone(),
+            io_timeout: self.io_timeout,
+            outbox: self.outbox.clone(),
+        }
+    }
 }
 
 /// The writing half of a connection, owned by the response while a request runs.
@@ -196,35 +202,15 @@ fn write_now(stream: &Stream, io_timeout: Duration, slices: &mut [IoSlice<'_>]) 
 pub struct Sender {
     stream: Arc<Stream>,
     io_timeout: Duration,
+    outbox: Arc<Outbox>,
 }
 
 impl Sender {
     pub fn write_all(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        write_all(&self.stream, self.io_timeout, slices)
-    }
-
-    /// Writes without sending the held responses first: for the one that sends them.
-    pub(super) fn write_raw(&self, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-        write_now(&self.stream, self.io_timeout, slices)
-    }
-
-    /// Ends both directions, so the connection's task reads the end of the stream.
-    pub(super) fn shutdown(&self) {
-        sockio::shutdown(self.stream.as_fd())
+        self.outbox.write(&self.stream, self.io_timeout, slices)
     }
 
     pub fn send_file(&self, file: &impl AsFd, offset: u64, count: u64) -> io::Result<u64> {
-        super::held::flush();
-        let deadline = sockio::Deadline::after(self.io_timeout);
-        sockio::send_file(self.stream.as_fd(), file, offset, count, deadline)
-    }
-}
-
-impl ConnIo {
-    pub fn sender(&self) -> Sender {
-        Sender {
-            stream: self.stream.clone(),
-            io_timeout: self.io_timeout,
-        }
+        (self.outbox).send_file(&self.stream, self.io_timeout, file, (offset, count))
     }
 }

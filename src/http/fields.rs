@@ -79,6 +79,32 @@ pub(crate) fn is_token(bytes: &[u8]) -> bool {
     !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
 }
 
+/// Strips leading SP and HTAB (BWS, OWS).
+pub(crate) fn skip_bws(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().take_while(|&&b| b == b' ' || b == b'\t');
+    &bytes[start.count()..]
+}
+
+/// The length of the token at the start of `bytes` (0 when there is none).
+pub(crate) fn token_len(bytes: &[u8]) -> usize {
+    let token = bytes.iter().take_while(|&&b| is_tchar(b));
+    token.count()
+}
+
+/// The length of the quoted-string at the start of `bytes` (RFC 9110 §5.6.4), if it is one.
+pub(crate) fn quoted_len(bytes: &[u8]) -> Option<usize> {
+    let text_byte = |b: u8| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+    let mut i = 1;
+    loop {
+        match *bytes.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' if text_byte(*bytes.get(i + 1)?) => i += 2,
+            b if text_byte(b) && b != b'\\' => i += 1,
+            _ => return None,
+        }
+    }
+}
+
 /// Strips leading and trailing SP and HTAB (OWS).
 pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = bytes {

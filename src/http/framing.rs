@@ -1,7 +1,10 @@
 //! What the parsed fields mean for the connection: body framing (RFC 9112 §6), persistence
-//! (§9.3), Expect (RFC 9110 §10.1.1) and fields that may appear only once. Any ambiguity is an
-//! error, because a front proxy that frames differently is how requests get smuggled.
+//! (§9.3), Expect (RFC 9110 §10.1.1), Host (RFC 9112 §3.2) and fields that may appear only once.
+//! Any ambiguity is an error, because a front proxy that frames differently is how requests get
+//! smuggled. Judges parsed fields only: never splits lines.
+use super::fields::{quoted_len, skip_bws, token_len, trim_ows};
 use super::request::{show, BodyFraming, ParseError, Version};
+use super::target::valid_host_port;
 
 type Fields = [(String, Vec<u8>)];
 
@@ -12,16 +15,43 @@ pub(crate) struct Semantics {
     pub expect_continue: bool,
 }
 
-pub(crate) fn analyze(version: Version, fields: &Fields) -> Result<Semantics, ParseError> {
+/// `permit_missing_host`: see `HeadRules`. Host is judged last, so a request that is wrong in
+/// several ways gets the status of its framing or expectation first, as gunicorn gives it.
+pub(crate) fn analyze(
+    version: Version,
+    fields: &Fields,
+    permit_missing_host: bool,
+) -> Result<Semantics, ParseError> {
     reject_repeated_singletons(fields)?;
     let expect_continue = expects_continue(version, fields)?;
-    let (framing, compressed) = body_framing(version, fields)?;
+    let framing = body_framing(version, fields)?;
+    check_host(version, fields, permit_missing_host)?;
     Ok(Semantics {
         framing,
-        // gunicorn closes after a compressed body: it cannot vouch for what the app read of it.
-        keep_alive: !compressed && persistent(version, fields),
+        keep_alive: persistent(version, fields),
         expect_continue,
     })
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request whose Host is not
+/// `uri-host [ ":" port ]`, is refused with 400 (a second Host already was). One syntax with
+/// absolute-form targets (`valid_host_port`, which wants a host), plus the empty value of RFC
+/// 9110 §7.2, which is what a proxy forwards for an HTTP/1.0 client that sent no Host (caddy
+/// does, tests/test_proxy_differential.py).
+fn check_host(version: Version, fields: &Fields, permit_missing: bool) -> Result<(), ParseError> {
+    match values(fields, "HOST").next() {
+        None if version == Version::Http11 && !permit_missing => Err(ParseError::InvalidHeader(
+            "HTTP/1.1 request without Host".into(),
+        )),
+        None | Some([]) => Ok(()),
+        Some(value) => match std::str::from_utf8(value)
+            .ok()
+            .and_then(|host| valid_host_port(host, false))
+        {
+            Some(()) => Ok(()),
+            None => Err(ParseError::InvalidHeader(format!("Host {}", show(value)))),
+        },
+    }
 }
 
 fn values<'a>(fields: &'a Fields, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
@@ -36,7 +66,7 @@ fn values<'a>(fields: &'a Fields, name: &'a str) -> impl Iterator<Item = &'a [u8
 fn list<'a>(fields: &'a Fields, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
     values(fields, name)
         .flat_map(|value| value.split(|&b| b == b','))
-        .map(super::fields::trim_ows)
+        .map(trim_ows)
         .filter(|element| !element.is_empty())
 }
 
@@ -72,54 +102,85 @@ fn persistent(version: Version, fields: &Fields) -> bool {
     }
 }
 
-/// The framing, and whether a compressing transfer coding sits under the chunked one.
-fn body_framing(version: Version, fields: &Fields) -> Result<(BodyFraming, bool), ParseError> {
-    let coding = transfer_coding(fields)?;
+fn body_framing(version: Version, fields: &Fields) -> Result<BodyFraming, ParseError> {
+    let chunked = transfer_coding(fields)?;
     let length = content_length(fields)?;
-    match (coding, length) {
-        (None, None) => Ok((BodyFraming::Empty, false)),
-        (None, Some(length)) => Ok((BodyFraming::Length(length), false)),
-        (Some(_), _) if version == Version::Http10 => Err(ParseError::InvalidHeader(
+    match (chunked, length) {
+        (false, None) => Ok(BodyFraming::Empty),
+        (false, Some(length)) => Ok(BodyFraming::Length(length)),
+        (true, _) if version == Version::Http10 => Err(ParseError::InvalidHeader(
             "Transfer-Encoding in an HTTP/1.0 request".into(),
         )),
-        (Some(_), Some(_)) => Err(ParseError::InvalidHeader(
+        (true, Some(_)) => Err(ParseError::InvalidHeader(
             "both Content-Length and Transfer-Encoding".into(),
         )),
-        (Some(compressed), None) => Ok((BodyFraming::Chunked, compressed)),
+        (true, None) => Ok(BodyFraming::Chunked),
     }
 }
 
-/// `None` without Transfer-Encoding; otherwise the codings must end in exactly one `chunked`
-/// (RFC 9112 §6.1, §6.3), and `Some(true)` says a compressing coding comes before it.
-fn transfer_coding(fields: &Fields) -> Result<Option<bool>, ParseError> {
+/// False without Transfer-Encoding; true when its codings, over all its field lines, are exactly
+/// one `chunked`. A body under any other coding cannot go to a WSGI app, which reads the body
+/// as sent (waitress CVE-2019-16786 passed gzip-coded bytes on as the body): 501. 400 when the
+/// field does not frame a body at all: a coding that is not `token *( ";" parameter )`, no
+/// coding, `chunked` twice (RFC 9112 §7.1) or not last (§6.3: "MUST respond with 400").
+fn transfer_coding(fields: &Fields) -> Result<bool, ParseError> {
     if values(fields, "TRANSFER-ENCODING").next().is_none() {
-        return Ok(None);
+        return Ok(false);
     }
-    let (mut chunked, mut compressed) = (false, false);
+    let invalid = |why: String| {
+        Err(ParseError::InvalidHeader(format!(
+            "Transfer-Encoding {why}"
+        )))
+    };
+    let (mut chunked, mut other, mut count) = (false, None, 0);
     for coding in list(fields, "TRANSFER-ENCODING") {
-        let coding = coding.to_ascii_lowercase();
-        let known = matches!(
-            coding.as_slice(),
-            b"chunked" | b"identity" | b"gzip" | b"x-gzip" | b"deflate" | b"compress"
-        );
-        if !known {
-            return Err(ParseError::UnsupportedTransferCoding(show(&coding)));
+        let name = &coding[..token_len(coding)];
+        if name.is_empty() || !valid_parameters(&coding[name.len()..]) {
+            return invalid(format!("coding {} is malformed", show(coding)));
         }
         if chunked {
-            return Err(ParseError::InvalidHeader(format!(
-                "transfer coding {} after chunked",
-                show(&coding)
-            )));
+            return invalid(format!("coding {} after chunked", show(coding)));
         }
-        chunked = coding == b"chunked";
-        compressed |= !chunked && coding != b"identity";
+        chunked = name.eq_ignore_ascii_case(b"chunked");
+        if chunked && name.len() < coding.len() {
+            return invalid("chunked with parameters".into());
+        }
+        if !chunked {
+            other.get_or_insert(coding);
+        }
+        count += 1;
     }
-    match chunked {
-        true => Ok(Some(compressed)),
-        false => Err(ParseError::InvalidHeader(
-            "final transfer coding is not chunked".into(),
-        )),
+    match (count, chunked, other) {
+        (0, _, _) => invalid("with no coding".into()),
+        (_, false, _) => invalid("does not end in chunked".into()),
+        (_, true, Some(coding)) => Err(ParseError::UnsupportedTransferCoding(show(coding))),
+        (_, true, None) => Ok(true),
     }
+}
+
+/// `*( OWS ";" OWS token BWS "=" BWS ( token / quoted-string ) )`: transfer-parameters (RFC 9112
+/// §7).
+fn valid_parameters(mut rest: &[u8]) -> bool {
+    while !rest.is_empty() {
+        let Some(parameter) = skip_bws(rest).strip_prefix(b";") else {
+            return false;
+        };
+        let parameter = skip_bws(parameter);
+        let name = token_len(parameter);
+        let Some(value) = skip_bws(&parameter[name..]).strip_prefix(b"=") else {
+            return false;
+        };
+        let value = skip_bws(value);
+        let len = match value.first() {
+            Some(b'"') => quoted_len(value).unwrap_or(0),
+            _ => token_len(value),
+        };
+        if name == 0 || len == 0 {
+            return false;
+        }
+        rest = &value[len..];
+    }
+    true
 }
 
 /// One Content-Length of 1*DIGIT; repeats, lists, signs and spaces are all refused.

@@ -8,7 +8,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::conn::ConnIo;
 use super::parser::parse_head_into;
-use super::request::{ParseError, RequestHead};
+use super::request::{ParseError, ProxyPolicy, RequestHead};
 use super::server::ServeConfig;
 
 pub(super) enum HeadRead {
@@ -20,11 +20,13 @@ pub(super) enum HeadRead {
     TimedOut,
 }
 
+/// `(first, proxy)`: whether this is the connection's first request, and what a PROXY preamble
+/// before it means.
 pub(super) async fn read_head(
     conn: &mut ConnIo,
     head: &mut RequestHead,
     config: &ServeConfig,
-    first: bool,
+    (first, proxy): (bool, ProxyPolicy),
     mut timer: Pin<&mut Sleep>,
     stopping: &mut watch::Receiver<bool>,
 ) -> HeadRead {
@@ -32,12 +34,7 @@ pub(super) async fn read_head(
     let mut head_deadline = None;
     loop {
         if !conn.unread().is_empty() {
-            match parse_head_into(
-                conn.unread(),
-                &config.limits,
-                config.proxy_protocol && first,
-                head,
-            ) {
+            match parse_head_into(conn.unread(), &config.rules, proxy, head) {
                 Ok(Some(used)) => {
                     conn.consume(used);
                     return HeadRead::Head;

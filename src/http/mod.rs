@@ -11,10 +11,11 @@ pub mod date;
 mod fields;
 mod framing;
 mod head_read;
-mod held;
+mod outbox;
 pub mod parser;
+mod peers;
 pub mod prefetch;
-mod proxy;
+pub mod proxy;
 pub mod request;
 mod request_line;
 pub mod response;
@@ -29,6 +30,8 @@ mod conformance_feed;
 mod conformance_tests;
 #[cfg(test)]
 mod parser_tests;
+#[cfg(test)]
+mod rules_tests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,8 +40,12 @@ use std::time::Duration;
 pub use body::BodyReader;
 pub use chunked::ChunkedDecoder;
 pub use conn::{ConnIo, Stream};
+pub use outbox::Outbox;
 pub use parser::{parse_head, parse_head_into};
-pub use request::{BodyFraming, Limits, ParseError, ProxyInfo, RequestHead, Version};
+pub use peers::TrustedPeers;
+pub use request::{
+    BodyFraming, HeadRules, Limits, ParseError, ProxyInfo, ProxyPolicy, RequestHead, Version,
+};
 pub use response::{ResponseError, ResponseWriter};
 pub use server::{serve, PoolJob, Runner, ServeConfig};
 
@@ -63,7 +70,7 @@ pub enum Local {
 pub struct ExchangeConfig {
     /// Deadline for each blocking read or write while a request runs.
     pub io_timeout: Duration,
-    /// 0 = unlimited.
+    /// 0 = unlimited; the reactor applies it when it makes the request's `BodyReader`.
     pub limit_request_body: u64,
     /// `sync` semantics: `Connection: close` after every response.
     pub close_after_response: bool,
@@ -72,11 +79,11 @@ pub struct ExchangeConfig {
     pub hold_small_responses: bool,
 }
 
-/// One request handed to a `Handler`: the parsed head, the connection with any bytes already read
-/// past the head, and where it came from.
+/// One request handed to a `Handler`: the parsed head, its body (which holds the connection, with
+/// any bytes already read past the head), and where it came from.
 pub struct Exchange {
     pub head: Box<RequestHead>,
-    pub conn: ConnIo,
+    pub body: BodyReader,
     pub peer: Peer,
     pub local: Local,
     pub config: ExchangeConfig,
@@ -93,24 +100,6 @@ pub struct Finished {
     /// A complete response not yet sent (see `ExchangeConfig::hold_small_responses`).
     pub held_output: Vec<u8>,
     pub report: Report,
-}
-
-impl Finished {
-    /// A request answered with an error before the app saw it; the connection closes.
-    pub fn rejected(conn: ConnIo, head: Box<RequestHead>, status: u16) -> Self {
-        Finished {
-            conn,
-            keep_alive: false,
-            held_output: Vec::new(),
-            report: Report {
-                head,
-                status,
-                body_bytes: 0,
-                request_body_bytes: 0,
-                response_headers: None,
-            },
-        }
-    }
 }
 
 /// The request and the response's status line facts, for logging.

@@ -3,8 +3,8 @@
 //! state between calls, so the verdict is the same however the bytes arrived.
 use super::fields::{classify, next_line, FieldLimits, FieldLine, Line};
 use super::framing::analyze;
-use super::proxy::{parse_preamble, Preamble};
-use super::request::{show, Limits, ParseError, RequestHead};
+use super::proxy::{parse_preamble, refuse_preamble, Preamble};
+use super::request::{show, HeadRules, Limits, ParseError, ProxyPolicy, RequestHead};
 use super::request_line::{parse_request_line, RequestLine};
 
 type Headers = Vec<(String, Vec<u8>)>;
@@ -12,16 +12,16 @@ type Headers = Vec<(String, Vec<u8>)>;
 /// Parses one request head from the start of `buf`. `Ok(None)`: more bytes are needed, and
 /// nothing seen so far is wrong or over a limit. `Ok(Some((head, n)))`: the head and the bytes
 /// it used, including the blank line and one leading empty line (RFC 9112 §2.2).
-/// `proxy_protocol` is true only for the first request of a connection from a trusted proxy.
-/// Limits are enforced on partial lines too, so while this returns `Ok(None)` the buffer never
-/// exceeds about request_line + fields * field_size bytes (plus a PROXY preamble, at most 64 KiB).
+/// `proxy` is `Off` for every request but a connection's first. Limits are enforced on partial
+/// lines too, so while this returns `Ok(None)` the buffer never exceeds about request_line +
+/// fields * field_size bytes (plus a PROXY preamble, at most 64 KiB).
 pub fn parse_head(
     buf: &[u8],
-    limits: &Limits,
-    proxy_protocol: bool,
+    rules: &HeadRules,
+    proxy: ProxyPolicy,
 ) -> Result<Option<(RequestHead, usize)>, ParseError> {
     let mut head = RequestHead::default();
-    let used = parse_head_into(buf, limits, proxy_protocol, &mut head)?;
+    let used = parse_head_into(buf, rules, proxy, &mut head)?;
     Ok(used.map(|used| (head, used)))
 }
 
@@ -30,18 +30,21 @@ pub fn parse_head(
 /// entirely rewritten when that is `Ok(Some(_))`, and meaningless otherwise.
 pub fn parse_head_into(
     buf: &[u8],
-    limits: &Limits,
-    proxy_protocol: bool,
+    rules: &HeadRules,
+    proxy: ProxyPolicy,
     head: &mut RequestHead,
 ) -> Result<Option<usize>, ParseError> {
-    let (proxy, start) = match proxy_protocol {
-        false => (None, 0),
-        true => match parse_preamble(buf)? {
-            Preamble::NeedMore => return Ok(None),
-            Preamble::Absent => (None, 0),
-            Preamble::Found(info, used) => (info, used),
-        },
+    let preamble = match proxy {
+        ProxyPolicy::Off => Preamble::Absent,
+        ProxyPolicy::Accept => parse_preamble(buf)?,
+        ProxyPolicy::Refuse => refuse_preamble(buf)?,
     };
+    let (proxy, start) = match preamble {
+        Preamble::NeedMore => return Ok(None),
+        Preamble::Absent => (None, 0),
+        Preamble::Found(info, used) => (info, used),
+    };
+    let limits = &rules.limits;
     let Some((line, used)) = request_line(&buf[start..], limits.request_line)? else {
         return Ok(None);
     };
@@ -61,7 +64,7 @@ pub fn parse_head_into(
     let Some(used) = field_section(&buf[fields_start..], limits, fields)? else {
         return Ok(None);
     };
-    let semantics = analyze(line.version, &head.headers)?;
+    let semantics = analyze(line.version, &head.headers, rules.permit_missing_host)?;
     set_line(head, &line);
     head.framing = semantics.framing;
     head.keep_alive = semantics.keep_alive;

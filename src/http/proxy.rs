@@ -1,5 +1,5 @@
 //! The PROXY protocol preamble, v1 (text) and v2 (binary), as gunicorn's `proxy_protocol = auto`
-//! reads it. Parses only: whether this peer may send one is the caller's decision.
+//! reads it. Parses only: whether this peer may send one is the caller's decision (`ProxyPolicy`).
 use super::fields::{next_line, Line};
 use super::request::{show, ParseError, ProxyInfo};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -10,24 +10,57 @@ const V1_PREFIX: &[u8] = b"PROXY ";
 const V1_MAX_LINE: usize = 105;
 
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Preamble {
+pub enum Preamble {
     NeedMore,
     Absent,
     /// The addresses (none for a LOCAL or UNSPEC v2 header) and the bytes the preamble used.
     Found(Option<ProxyInfo>, usize),
 }
 
-pub(crate) fn parse_preamble(buf: &[u8]) -> Result<Preamble, ParseError> {
-    let could_become = |prefix: &[u8]| buf.len() < prefix.len() && prefix.starts_with(buf);
-    if buf.starts_with(V2_SIGNATURE) {
-        v2(buf)
-    } else if buf.starts_with(V1_PREFIX) {
-        v1(buf)
-    } else if could_become(V2_SIGNATURE) || could_become(V1_PREFIX) {
-        Ok(Preamble::NeedMore)
-    } else {
-        Ok(Preamble::Absent)
+/// The preamble at the start of `buf`, from a peer allowed to send one.
+pub fn parse_preamble(buf: &[u8]) -> Result<Preamble, ParseError> {
+    match announced(buf) {
+        Some(Version::One) => v1(buf),
+        Some(Version::Two) => v2(buf),
+        None if could_be_announced(buf) => Ok(Preamble::NeedMore),
+        None => Ok(Preamble::Absent),
     }
+}
+
+/// The start of a connection from a peer not allowed to send a preamble: one is refused as soon
+/// as its signature is recognised, before a byte of it is parsed (gunicorn's order), so its
+/// addresses can never be taken for the client's.
+pub fn refuse_preamble(buf: &[u8]) -> Result<Preamble, ParseError> {
+    match announced(buf) {
+        Some(version) => Err(ParseError::ForbiddenProxyRequest(format!(
+            "a PROXY v{} preamble from a peer not in proxy_allow_ips",
+            version as u8
+        ))),
+        None if could_be_announced(buf) => Ok(Preamble::NeedMore),
+        None => Ok(Preamble::Absent),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Version {
+    One = 1,
+    Two = 2,
+}
+
+fn announced(buf: &[u8]) -> Option<Version> {
+    if buf.starts_with(V2_SIGNATURE) {
+        Some(Version::Two)
+    } else if buf.starts_with(V1_PREFIX) {
+        Some(Version::One)
+    } else {
+        None
+    }
+}
+
+/// Whether `buf` is a proper prefix of a signature, so more bytes must decide.
+fn could_be_announced(buf: &[u8]) -> bool {
+    let could_become = |prefix: &[u8]| buf.len() < prefix.len() && prefix.starts_with(buf);
+    could_become(V2_SIGNATURE) || could_become(V1_PREFIX)
 }
 
 fn invalid(what: &str, bytes: &[u8]) -> ParseError {

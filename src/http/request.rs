@@ -1,6 +1,8 @@
-//! The parsed request head, its limits and the parse errors with their HTTP status. Plain data:
-//! no parsing and no I/O here.
+//! The parsed request head, the rules it is judged by (limits, Host, PROXY trust) and the parse
+//! errors with their HTTP status. Plain data: no parsing and no I/O here.
 use std::net::SocketAddr;
+
+use crate::config::Settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -87,46 +89,63 @@ impl RequestHead {
     }
 }
 
-/// gunicorn's limit_request_line, limit_request_fields and limit_request_field_size, already
-/// resolved: `usize::MAX` means unlimited. `field_size` counts the field line with its CRLF.
-#[derive(Debug, Clone, Copy)]
+/// gunicorn's limit_request_line, limit_request_fields and limit_request_field_size as the
+/// validated settings resolved them (config/validate.rs is the one place that does): `usize::MAX`
+/// means unlimited. `field_size` counts the field line with its CRLF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub request_line: usize,
     pub fields: usize,
     pub field_size: usize,
 }
 
-/// gunicorn caps these whatever the settings say.
-const MAX_REQUEST_LINE: usize = 8190;
-const MAX_FIELDS: usize = 32768;
-const DEFAULT_FIELD_SIZE: usize = 8190;
-
-impl Limits {
-    /// Resolves the settings the way gunicorn does: a request line limit of 0 means unlimited and
-    /// is otherwise capped at 8190; 0 fields means 32768 (also the cap); a field size of 0 means 8190.
-    pub fn from_settings(request_line: usize, fields: usize, field_size: usize) -> Limits {
+impl Default for Limits {
+    /// gunicorn's defaults, as the default settings resolve them (a unit test holds the two
+    /// together): what chunked trailers are checked against.
+    fn default() -> Limits {
         Limits {
-            request_line: match request_line {
-                0 => usize::MAX,
-                n => n.min(MAX_REQUEST_LINE),
-            },
-            fields: match fields {
-                0 => MAX_FIELDS,
-                n => n.min(MAX_FIELDS),
-            },
-            field_size: match field_size {
-                0 => DEFAULT_FIELD_SIZE,
-                n => n,
-            },
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
         }
     }
 }
 
-impl Default for Limits {
-    /// gunicorn's defaults: 4094, 100, 8190.
-    fn default() -> Limits {
-        Limits::from_settings(4094, 100, DEFAULT_FIELD_SIZE)
+/// Everything a request head is judged by besides its syntax, fixed for the worker's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeadRules {
+    pub limits: Limits,
+    /// permit_missing_host: an HTTP/1.1 request without Host is served instead of refused with
+    /// 400 (RFC 9112 §3.2). A repeated or malformed Host is refused either way.
+    pub permit_missing_host: bool,
+}
+
+impl HeadRules {
+    /// The rules of validated settings: the only way a worker (or a test) gets them.
+    pub fn of(settings: &Settings) -> HeadRules {
+        HeadRules {
+            limits: Limits {
+                request_line: settings.limit_request_line,
+                fields: settings.limit_request_fields,
+                field_size: settings.limit_request_field_size,
+            },
+            permit_missing_host: settings.permit_missing_host,
+        }
     }
+}
+
+/// What a PROXY protocol preamble at the start of a connection means (gunicorn's proxy_protocol
+/// and proxy_allow_ips).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyPolicy {
+    /// PROXY protocol is off, or this is not the connection's first request: a preamble is just
+    /// an invalid request line.
+    Off,
+    /// The peer is in proxy_allow_ips: a preamble, if any, names the client.
+    Accept,
+    /// The peer is not in proxy_allow_ips: a preamble is refused with 403 (gunicorn's
+    /// ForbiddenProxyRequest); a request without one is served.
+    Refuse,
 }
 
 /// One variant per gunicorn error class a client can trigger; the text is for the log only.
@@ -163,6 +182,8 @@ pub enum ParseError {
     InvalidChunkExtension(String),
     #[error("invalid PROXY protocol preamble: {0}")]
     InvalidProxyLine(String),
+    #[error("PROXY protocol preamble not allowed: {0}")]
+    ForbiddenProxyRequest(String),
 }
 
 impl ParseError {
@@ -172,6 +193,7 @@ impl ParseError {
             ParseError::LimitRequestLine(_) => 414,
             ParseError::LimitRequestHeaders(_) => 431,
             ParseError::ExpectationFailed(_) => 417,
+            ParseError::ForbiddenProxyRequest(_) => 403,
             ParseError::UnsupportedTransferCoding(_) | ParseError::UnsupportedMethod(_) => 501,
             _ => 400,
         }

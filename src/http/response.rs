@@ -376,6 +376,7 @@ pub fn write_error(sender: &Sender, version: Version, status: u16, reason: &str)
 pub fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        403 => "Forbidden",
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Long",

@@ -10,14 +10,15 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use super::acceptor::Acceptor;
+use super::body::BodyReader;
 use super::buffers::recycle;
 use super::conn::{ConnIo, Stream};
 use super::head_read::{read_head, HeadRead};
-use super::held;
+use super::outbox::Outbox;
 use super::prefetch::read_body_ahead;
-use super::request::{Limits, RequestHead, Version};
+use super::request::{HeadRules, ProxyPolicy, RequestHead, Version};
 use super::response::{reason, write_error};
-use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer};
+use super::{Exchange, ExchangeConfig, Finished, Handler, Local, Peer, TrustedPeers};
 use crate::sockets::Listener;
 
 /// How the reactor serves; fixed for the worker's life.
@@ -30,8 +31,10 @@ pub struct ServeConfig {
     /// Time allowed to receive a whole request head once its first byte arrived.
     pub head_timeout: Duration,
     pub worker_connections: usize,
-    pub limits: Limits,
-    pub proxy_protocol: bool,
+    pub rules: HeadRules,
+    /// PROXY protocol: None when off, else the peers whose preambles are believed
+    /// (proxy_allow_ips); a preamble from any other peer is refused with 403.
+    pub proxy_allow: Option<TrustedPeers>,
     /// Stop accepting after this many requests (0 = never), so the master starts a fresh worker.
     pub max_requests: u64,
     pub exchange: ExchangeConfig,
@@ -95,6 +98,7 @@ struct Shared {
     /// What `stop_tx` says, readable by every request without taking the channel's lock.
     stopping: AtomicBool,
     stop_tx: watch::Sender<bool>,
+    outbox: Arc<Outbox>,
 }
 
 /// Serves until `shutdown` says stop (or max_requests is reached), then lets in-flight requests
@@ -114,6 +118,7 @@ pub async fn serve(
         config,
         runner,
         stop_tx,
+        outbox: Arc::default(),
     });
     let mut acceptors = Vec::new();
     for listener in listeners {
@@ -126,7 +131,7 @@ pub async fn serve(
             stop_rx.clone(),
         )));
     }
-    let flusher = tokio::spawn(held::run_flusher());
+    let flusher = tokio::spawn(shared.outbox.clone().run_flusher());
     let mut stopped = stop_rx.clone();
     tokio::select! {
         how = shutdown.wait_for(|how| *how != Shutdown::Serve) => {
@@ -144,7 +149,7 @@ pub async fn serve(
     let all = u32::try_from(shared.config.worker_connections).unwrap_or(u32::MAX);
     let _drained = shared.connections.acquire_many(all).await;
     flusher.abort();
-    held::flush();
+    shared.outbox.flush();
     let limit = shared.config.max_requests;
     Ok(
         if limit > 0 && shared.config.started.load(Ordering::Relaxed) >= limit {
@@ -239,9 +244,20 @@ async fn serve_counted(stream: Stream, peer: Peer, local: Local, shared: &Shared
     }
 }
 
+/// What a PROXY preamble opening a connection from `peer` means.
+fn proxy_policy(config: &ServeConfig, peer: &Peer) -> ProxyPolicy {
+    match &config.proxy_allow {
+        None => ProxyPolicy::Off,
+        Some(allowed) if allowed.trusts(peer) => ProxyPolicy::Accept,
+        Some(_) => ProxyPolicy::Refuse,
+    }
+}
+
 async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Shared) {
     let config = &shared.config;
-    let mut conn = ConnIo::new(Arc::new(stream), config.exchange.io_timeout);
+    let stream = Arc::new(stream);
+    let mut conn = ConnIo::new(stream, config.exchange.io_timeout, shared.outbox.clone());
+    let mut proxy = proxy_policy(config, &peer);
     let mut first = true;
     let mut back_to_back: u32 = 0;
     // One timer for the connection's life, moved forward for each wait: re-arming a registered
@@ -254,11 +270,12 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
     let mut head = Box::<RequestHead>::default();
     let mut stopping = shared.stop_tx.subscribe();
     loop {
+        let reading = (first, proxy);
         match read_head(
             &mut conn,
             &mut head,
             config,
-            first,
+            reading,
             timer.as_mut(),
             &mut stopping,
         )
@@ -271,12 +288,13 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
                 return reject(&conn, &peer, error.status(), &error.to_string())
             }
         };
-        let (idle, body_limit) = (
-            config.exchange.io_timeout,
-            config.exchange.limit_request_body,
-        );
-        if let Err(no) = read_body_ahead(&mut conn, &head, idle, body_limit).await {
-            return reject(&conn, &peer, no.status, &no.detail);
+        let limit = config.exchange.limit_request_body;
+        let mut body = match BodyReader::new(conn, &head.framing, head.expect_continue, limit) {
+            Ok(body) => body,
+            Err((conn, too_large)) => return reject(&conn, &peer, 413, &too_large.to_string()),
+        };
+        if let Err(no) = read_body_ahead(&mut body, config.exchange.io_timeout).await {
+            return reject(body.conn(), &peer, no.status, &no.detail);
         }
         // An inline request runs within this poll, so no other can hold the thread meanwhile.
         let permit = match shared.runner {
@@ -291,7 +309,7 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
             || config.keepalive.is_none();
         let exchange = Exchange {
             head,
-            conn,
+            body,
             peer: peer.clone(),
             local: local.clone(),
             config: config.exchange,
@@ -312,7 +330,7 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
             // A pipelined request is answered after this response anyway, and a closing
             // connection must have it out before the close.
             if reused && conn.unread().is_empty() {
-                held::hold(conn.sender(), finished.held_output);
+                conn.hold(finished.held_output);
             } else {
                 let sent = conn.write_all(&mut [IoSlice::new(&finished.held_output)]);
                 recycle(finished.held_output);
@@ -324,7 +342,7 @@ async fn serve_connection(stream: Stream, peer: Peer, local: Local, shared: &Sha
         if !reused {
             return conn.close();
         }
-        first = false;
+        (first, proxy) = (false, ProxyPolicy::Off);
         // A client that always has its next request ready (pipelining) would otherwise keep the
         // reactor, and inline the only thread, to itself; the others make us wait anyway.
         back_to_back = match conn.unread().is_empty() {

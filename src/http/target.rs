@@ -87,8 +87,9 @@ fn authority_form(text: &str) -> Option<Target<'_>> {
     })
 }
 
-/// `host [ ":" port ]` with a non-empty host (RFC 9110 §4.2.1 rejects an empty one).
-fn valid_host_port(text: &str, port_required: bool) -> Option<()> {
+/// `host [ ":" port ]` with a non-empty host (RFC 9110 §4.2.1 rejects an empty one): the authority
+/// of an absolute-form target and the Host field alike.
+pub(crate) fn valid_host_port(text: &str, port_required: bool) -> Option<()> {
     let (host, port) = match text.strip_prefix('[') {
         Some(literal) => {
             let (address, after) = literal.split_once(']')?;

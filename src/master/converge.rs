@@ -15,6 +15,7 @@ impl Model {
         self.kill_overdue(now);
         match self.phase {
             Phase::Running => {
+                self.expire_zygote_starts(now);
                 self.finish_reload(now);
                 self.drop_finished_generations();
                 self.retire_excess(now);
@@ -33,24 +34,6 @@ impl Model {
                 exit_by_ms,
             } => self.converge_stop(now, deadline_ms, exit_by_ms),
             Phase::Exited => {}
-        }
-    }
-
-    fn kill_overdue(&mut self, now: u64) {
-        for pid in self.workers.overdue(now) {
-            self.log(
-                Level::Warn,
-                format!("Worker (pid:{pid}) did not finish within graceful_timeout; killing it"),
-            );
-            self.kill(pid);
-        }
-        let aborted = self.workers.pids_where(|w| {
-            w.state != WorkerState::Killed
-                && w.abort_sent_ms
-                    .is_some_and(|sent| now >= sent + ABORT_GRACE_MS)
-        });
-        for pid in aborted {
-            self.kill(pid);
         }
     }
 
@@ -156,10 +139,7 @@ impl Model {
             match current.zygote {
                 Zygote::Ready(_) => {}
                 Zygote::Starting(_) => return,
-                Zygote::Absent => {
-                    self.set_zygote(id, Zygote::Starting(None));
-                    return self.out.push(Action::StartZygote { generation: id });
-                }
+                Zygote::Absent => return self.start_zygote(id, now),
             }
         }
         let forks = if self.boot_failures > 0 { 1 } else { missing };
@@ -235,33 +215,6 @@ impl Model {
         });
     }
 
-    /// When the loop must look again at the latest, even if nothing happens.
-    pub fn next_wake(&self, now: u64) -> Option<u64> {
-        let mut wakes: Vec<u64> = self
-            .workers
-            .iter()
-            .filter_map(|w| match w.state {
-                WorkerState::Retiring { deadline_ms } => Some(deadline_ms),
-                _ => w.abort_sent_ms.map(|sent| sent + ABORT_GRACE_MS),
-            })
-            .collect();
-        if let Phase::Stopping {
-            deadline_ms,
-            exit_by_ms,
-        } = self.phase
-        {
-            wakes.push(if now < deadline_ms {
-                deadline_ms
-            } else {
-                exit_by_ms
-            });
-        }
-        if self.phase == Phase::Running && self.next_spawn_ms > now {
-            wakes.push(self.next_spawn_ms);
-        }
-        wakes.into_iter().min()
-    }
-
     // --- small helpers ---------------------------------------------------------------------
 
     pub(super) fn gen(&self, id: u64) -> Option<&Generation> {
@@ -279,6 +232,9 @@ impl Model {
     pub(super) fn set_zygote(&mut self, id: u64, zygote: Zygote) {
         if let Some(generation) = self.generations.iter_mut().find(|g| g.spec.id == id) {
             generation.zygote = zygote;
+            if !matches!(zygote, Zygote::Starting(_)) {
+                generation.zygote_deadline_ms = None;
+            }
         }
     }
 

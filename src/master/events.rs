@@ -15,6 +15,8 @@ pub struct GenSpec {
     pub slots: usize,
     /// Workers are forked by a zygote (not with preload_app or reload).
     pub zygote: bool,
+    /// How long a zygote may take to import the app (gunicorn's `timeout`; 0: no limit).
+    pub boot_timeout_ms: u64,
 }
 
 /// Something that happened, as the loop saw it.

@@ -4,6 +4,7 @@
 mod control;
 mod control_show;
 mod converge;
+mod deadlines;
 mod effects;
 mod endpoint;
 mod events;
@@ -77,6 +78,7 @@ impl Table {
             graceful_ms: settings.graceful_timeout.as_millis() as u64,
             slots: self.heartbeats.worker_slots(),
             zygote: !settings.preload_app && !settings.reload,
+            boot_timeout_ms: settings.timeout.as_millis() as u64,
         }
     }
 }

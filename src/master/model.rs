@@ -39,6 +39,8 @@ pub struct Generation {
     /// generation has nothing to replace and starts complete).
     pub complete: bool,
     pub zygote: Zygote,
+    /// When a starting zygote that is not ready yet is killed (it hangs importing the app).
+    pub zygote_deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +368,7 @@ impl Generation {
             booted: false,
             complete: false,
             zygote: Zygote::Absent,
+            zygote_deadline_ms: None,
         }
     }
 }

@@ -349,3 +349,38 @@ fn a_reload_completes_when_no_old_worker_is_left() {
     ));
     assert!(script.model.current().complete);
 }
+
+#[test]
+fn a_zygote_that_hangs_importing_the_app_is_killed_at_the_timeout() {
+    // Found while merging issue 13: the master killed a zygote that closed its link, racing the
+    // zygote's own exit code; the link's end of file is now left to the exit, and a zygote that
+    // neither gets ready nor exits is killed once `timeout` passed.
+    let mut model = Model::new(spec(0, 1, true));
+    let started = model.step(Event::Tick, 0);
+    assert!(started.contains(&Action::StartZygote { generation: 0 }));
+    model.step(
+        Event::ZygoteStarted {
+            generation: 0,
+            pid: 7,
+        },
+        0,
+    );
+    assert_eq!(model.next_wake(1), Some(30_000), "the start deadline");
+    assert!(!model
+        .step(Event::Tick, 29_999)
+        .contains(&Action::KillZygote { pid: 7 }));
+    let expired = model.step(Event::Tick, 30_000);
+    assert!(
+        expired.contains(&Action::KillZygote { pid: 7 }),
+        "{expired:?}"
+    );
+    model.step(
+        Event::Exited {
+            pid: 7,
+            status: ExitStatus::Signal(9),
+        },
+        30_001,
+    );
+    let retried = model.step(Event::Tick, 40_000);
+    assert!(retried.contains(&Action::StartZygote { generation: 0 }));
+}

@@ -19,6 +19,7 @@ pub(super) fn spec(id: u64, workers: usize, zygote: bool) -> GenSpec {
         graceful_ms: GRACEFUL_MS,
         slots: workers + 4,
         zygote,
+        boot_timeout_ms: 30_000,
     }
 }
 
@@ -67,6 +68,10 @@ pub(super) struct World {
     next_gen: u64,
     stop_by: Option<u64>,
     pub(super) exited: bool,
+    /// The exit code, and whether any worker ever booted (a first start that never boots may
+    /// stop the server with a boot error).
+    exit_code: Option<i32>,
+    booted_any: bool,
     /// systemd was told RELOADING=1 and has not been told READY=1 since.
     ready_owed: bool,
     /// The latest events, for failure messages.
@@ -89,6 +94,8 @@ impl World {
             next_gen: 1,
             stop_by: None,
             exited: false,
+            exit_code: None,
+            booted_any: false,
             ready_owed: false,
             log: Default::default(),
         }
@@ -122,6 +129,9 @@ impl World {
     }
 
     pub(super) fn step(&mut self, event: Event) {
+        if let Event::Booted { .. } = event {
+            self.booted_any = true;
+        }
         if event != Event::Tick {
             if self.log.len() == 200 {
                 self.log.pop_front();
@@ -167,9 +177,10 @@ impl World {
                 self.step(Event::ZygoteStarted { generation, pid });
                 if self.broken.contains(&generation) {
                     self.end(pid, 30, ExitStatus::Code(4));
-                } else {
+                } else if !self.rng.chance(3) {
                     self.at(30, Event::ZygoteReady { generation });
                 }
+                // else it hangs importing the app: neither ready nor gone until it is killed.
             }
             Action::Fork { generation, slot } => self.fork(generation, slot),
             Action::Signal { pid, signal } => self.signalled(pid, signal),
@@ -182,7 +193,10 @@ impl World {
                 let delay = 100 + self.rng.below(3_000);
                 self.end(pid, delay, ExitStatus::Code(0));
             }
-            Action::Exit { .. } => self.exited = true,
+            Action::Exit { code } => {
+                self.exited = true;
+                self.exit_code = Some(code);
+            }
         }
     }
 
@@ -415,11 +429,15 @@ impl World {
         if self.stop_by.is_some() {
             return assert!(self.exited, "seed {seed}: a stopped server did not exit");
         }
+        let boot_error = matches!(self.exit_code, Some(3 | 4)) && !self.booted_any;
         assert!(
-            !self.exited,
+            !self.exited || boot_error,
             "seed {seed}: exited without a stop; {}",
             self.history()
         );
+        if self.exited {
+            return;
+        }
         let current = self.model.current();
         let target = current.target;
         assert!(

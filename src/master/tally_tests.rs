@@ -13,6 +13,7 @@ fn spec(id: u64, workers: usize) -> GenSpec {
         graceful_ms: 1_000,
         slots: workers + 4,
         zygote: false,
+        boot_timeout_ms: 30_000,
     }
 }
 

@@ -40,14 +40,15 @@ impl Link {
                 })
             }
             Err(Receive::TimedOut) => None,
-            // End of file or nonsense: its exit will be reaped and reported; make sure it comes.
+            // End of file (it could not import the app) or nonsense: its exit is reaped and
+            // reported, and one that stays is killed at the model's start deadline. Killing it
+            // here would race its exit and hide its exit code (4: the app failed to load).
             _ => {
                 self.broken = true;
                 tracing::debug!(
                     "zygote (pid:{}) broke its link before it was ready",
                     self.pid
                 );
-                process::send_signal(self.pid, nix::sys::signal::Signal::SIGKILL);
                 None
             }
         }

@@ -17,7 +17,7 @@ use crate::config::{LogFormat, Settings, WorkerClass};
 use crate::error::{APP_LOAD_ERROR, EXIT_FAILURE, EXIT_OK, WORKER_BOOT_ERROR};
 use crate::heartbeat::Heartbeats;
 use crate::http::server::{pool_thread_loop, ServeEnd, Shutdown};
-use crate::http::{serve, ExchangeConfig, Handler, Limits, Local, Runner, ServeConfig};
+use crate::http::{serve, ExchangeConfig, Handler, HeadRules, Local, Runner, ServeConfig};
 use crate::logging::AccessLog;
 use crate::process::{current_pid, monotonic_ms, parent_pid, set_process_title};
 use crate::sockets::Listener;
@@ -196,12 +196,9 @@ fn serve_config(settings: &Settings) -> ServeConfig {
         keepalive: (gthread && !settings.keepalive.is_zero()).then_some(settings.keepalive),
         head_timeout: timeout,
         worker_connections: settings.worker_connections.max(1) as usize,
-        limits: Limits {
-            request_line: settings.limit_request_line,
-            fields: settings.limit_request_fields,
-            field_size: settings.limit_request_field_size,
-        },
-        proxy_protocol: settings.proxy_protocol,
+        rules: HeadRules::of(settings),
+        proxy_allow: (settings.proxy_protocol)
+            .then(|| TrustedPeers::parse(&settings.proxy_allow_ips)),
         max_requests: max_requests(settings),
         exchange: ExchangeConfig {
             io_timeout: timeout,

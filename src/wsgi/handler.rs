@@ -14,7 +14,7 @@ use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
 use super::streams::{empty_input, InputStream};
 use crate::http::body::BodyReader;
-use crate::http::response::{reason, write_error, HeaderBlock};
+use crate::http::response::{reason, HeaderBlock};
 use crate::http::{BodyFraming, Exchange, Finished, Handler, RequestHead, ResponseWriter};
 
 /// At most this much unread request body is discarded to keep a connection alive.
@@ -61,7 +61,7 @@ impl Handler for WsgiHandler {
     fn handle(&self, exchange: Exchange) -> Finished {
         let Exchange {
             head,
-            conn,
+            body,
             peer,
             local,
             config,
@@ -69,7 +69,7 @@ impl Handler for WsgiHandler {
         } = exchange;
         let keep_alive = head.keep_alive && !config.close_after_response && !last;
         let mut writer = ResponseWriter::new(
-            conn.sender(),
+            body.sender(),
             head.version,
             head.method == "HEAD",
             keep_alive,
@@ -77,18 +77,6 @@ impl Handler for WsgiHandler {
         if config.hold_small_responses {
             writer.hold_complete_responses();
         }
-        let body = match BodyReader::new(
-            conn,
-            &head.framing,
-            head.expect_continue,
-            config.limit_request_body,
-        ) {
-            Ok(body) => body,
-            Err((conn, _too_large)) => {
-                let _ = write_error(&conn.sender(), head.version, 413, reason(413));
-                return Finished::rejected(conn, head, 413);
-            }
-        };
         let state = RequestState::new(body, writer);
         let request = Request {
             head: &head,
@@ -205,6 +193,14 @@ impl WsgiHandler {
             Ok(result) => result.into_bound(py),
             Err(error) => return self.app_failed(py, head, state, error),
         };
+        // The body broke while the app read it: the request is malformed whatever the app made
+        // of that (Django answers 500 for its UnreadablePostError), so its response is dropped.
+        if let Some(why) = state.input.malformed() {
+            if let Err(error) = close_result(&result) {
+                log_app_error(py, head, &error);
+            }
+            return body_failed(py, head, state, why);
+        }
         let sent = send_result(py, &result, state);
         let closed = close_result(&result);
         match (sent, closed) {
@@ -216,17 +212,38 @@ impl WsgiHandler {
         }
     }
 
-    /// The app raised: log its traceback, then answer 500 (413 if it hit the body limit) when no
-    /// header went out yet, else cut the connection so the client sees a truncated response.
+    /// The app raised: answer 500 with its traceback in the log (413 if it hit the body limit,
+    /// 400 if the body broke), when no header went out yet; else cut the connection so the client
+    /// sees a truncated response.
     fn app_failed(&self, py: Python<'_>, head: &RequestHead, state: &SharedRequest, error: PyErr) {
-        tracing::error!(
-            traceback = %format_error(py, &error).trim_end(),
-            "Error handling request {}",
-            head.target
-        );
+        if let (false, Some(why)) = (state.input.too_large(), state.input.malformed()) {
+            tracing::debug!("the app raised\n{}", format_error(py, &error).trim_end());
+            return body_failed(py, head, state, why);
+        }
+        log_app_error(py, head, &error);
         let status = if state.input.too_large() { 413 } else { 500 };
         respond_error(py, state, status, reason(status));
     }
+}
+
+fn log_app_error(py: Python<'_>, head: &RequestHead, error: &PyErr) {
+    tracing::error!(
+        traceback = %format_error(py, error).trim_end(),
+        "Error handling request {}",
+        head.target
+    );
+}
+
+/// The client's body was malformed or cut short (found while the app read it): 400, logged as
+/// an invalid request, when nothing went out yet (gunicorn 27).
+fn body_failed(py: Python<'_>, head: &RequestHead, state: &SharedRequest, why: &str) {
+    tracing::info!(
+        status = 400,
+        "invalid request body in {} {}: {why}",
+        head.method,
+        head.target
+    );
+    respond_error(py, state, 400, why);
 }
 
 fn respond_error(py: Python<'_>, state: &SharedRequest, status: u16, detail: &str) {

@@ -2,7 +2,7 @@
 //! iteration) streaming from the socket with the GIL released while it waits. Owns no socket: the
 //! body reader is lent for one request and taken back afterwards.
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::LocalKey;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
@@ -17,6 +17,10 @@ use crate::http::body::{BodyError, BodyReader};
 pub struct InputShared {
     body: Mutex<Option<BodyReader>>,
     too_large: AtomicBool,
+    /// Why the body turned out malformed or cut short while the app read it, when that was its
+    /// first failure (after any failure a reader only says it is cut short).
+    malformed: OnceLock<String>,
+    failed: AtomicBool,
 }
 
 impl InputShared {
@@ -24,6 +28,8 @@ impl InputShared {
         InputShared {
             body: Mutex::new(Some(body)),
             too_large: AtomicBool::new(false),
+            malformed: OnceLock::new(),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -42,6 +48,12 @@ impl InputShared {
         self.too_large.load(Ordering::Relaxed)
     }
 
+    /// Why the body's framing failed while the app read it: the request, not the app, was at
+    /// fault (the answer is then 400).
+    pub fn malformed(&self) -> Option<&str> {
+        self.malformed.get().map(String::as_str)
+    }
+
     /// Runs `op` on the reader with the GIL released, mapping failures to Python errors.
     fn with_body(
         &self,
@@ -57,8 +69,13 @@ impl InputShared {
         result.map_err(|error| match error {
             None => finished_body(),
             Some(error) => {
-                if matches!(error, BodyError::TooLarge(_)) {
-                    self.too_large.store(true, Ordering::Relaxed);
+                let first = !self.failed.swap(true, Ordering::Relaxed);
+                match &error {
+                    BodyError::TooLarge(_) => self.too_large.store(true, Ordering::Relaxed),
+                    BodyError::Parse(_) | BodyError::Truncated if first => {
+                        let _ = self.malformed.set(error.to_string());
+                    }
+                    _ => {}
                 }
                 PyOSError::new_err(error.to_string())
             }
