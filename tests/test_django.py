@@ -34,8 +34,15 @@ def greenweb_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def greenweb(module_server, greenweb_env):
-    return module_server("greenweb.wsgi", "--chdir", GREENWEB, "--virtualenv", VENV,
-                         "--workers", "2", "--threads", "2", env=greenweb_env)
+    return module_server("greenweb.wsgi", "-c", GREENWEB / "gunicorn.conf.py", "--chdir", GREENWEB,
+                         "--virtualenv", VENV, "--workers", "2", "--threads", "2",
+                         env={**greenweb_env, "GREENWEB_ACCESS_LOG": ""})
+
+
+def test_the_example_gunicorn_conf_py_is_read_with_its_hooks(greenweb):
+    greenweb.wait_for_log(r"greenweb: ready with 2 workers")
+    for line in (r"greenweb: starting, master pid %d" % greenweb.pid, r"greenweb: worker \d+ forked"):
+        assert greenweb.wait_for_log(line)
 
 
 def test_index(greenweb):
