@@ -12,6 +12,7 @@ mod identity;
 mod interpreter;
 mod module;
 mod proxy;
+mod send;
 mod spares;
 mod start_response;
 mod streams;
