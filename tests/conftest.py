@@ -1,8 +1,10 @@
 """Fixtures of the end-to-end suite: start real rgunicorn servers per test or per module, clean up."""
 import os
+import textwrap
 
 import pytest
 
+from helpers.apps import copy_lifecycle
 from helpers.server import APPS, BIN, Server
 
 BIND_FLAGS = ("-b", "--bind")
@@ -83,6 +85,22 @@ def start_server(tmp_path_factory):
     launcher = Launcher(tmp_path_factory)
     yield launcher
     launcher.cleanup()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write(text, name) -> the path of a config file with that (dedented) text in tmp_path."""
+    def write(text, name):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+    return write
+
+
+@pytest.fixture
+def app_dir(tmp_path):
+    """A private copy of the lifecycle app, so a test can change its code (helpers.apps)."""
+    return copy_lifecycle(tmp_path)
 
 
 @pytest.fixture(scope="module")

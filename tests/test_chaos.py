@@ -7,8 +7,6 @@ import contextlib
 import http.client
 import os
 import random
-import re
-import shutil
 import signal
 import threading
 import time
@@ -16,7 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers.server import APPS, wait_until
+from helpers.apps import copy_lifecycle, set_version
+from helpers.server import wait_until
 
 SECONDS = float(os.environ.get("RGT_CHAOS_SECONDS", "60"))
 GRACEFUL = 5
@@ -71,11 +70,6 @@ class Clients:
                 self.exchanges.append(Exchange(start, time.monotonic(), version, detail))
 
 
-def write_app(app_dir, version, broken=False):
-    text = re.sub(r'VERSION = ".*"', f'VERSION = "{version}"', (APPS / "lifecycle.py").read_text())
-    (app_dir / "lifecycle.py").write_text(text + ("\ndef broken(:\n" if broken else ""))
-
-
 def zygotes(server):
     def title(pid):
         try:
@@ -119,7 +113,7 @@ class Driver:
     def good_hup(self):
         self.good += 1
         version = f"v{self.good}"
-        write_app(self.app_dir, version)
+        set_version(self.app_dir, version)
         mark = self.server.log_mark()
         self.server.send_signal(signal.SIGHUP)
         self.server.wait_for(r"reload complete", after=mark, timeout=20)
@@ -129,14 +123,14 @@ class Driver:
         self.settled.append((time.monotonic(), version))
 
     def broken_hup(self):
-        write_app(self.app_dir, f"v{self.good + 1}", broken=True)
+        set_version(self.app_dir, f"v{self.good + 1}", broken=True)
         mark = self.server.log_mark()
         self.server.send_signal(signal.SIGHUP)
         self.server.wait_for(r"failed to boot; the previous workers keep serving", after=mark,
                              timeout=20)
         # A deploy that broke is fixed by the next one; a zygote started meanwhile would import
         # the broken file.
-        write_app(self.app_dir, f"v{self.good}")
+        set_version(self.app_dir, f"v{self.good}")
 
     def ttin(self):
         if self.target < MAX_WORKERS:
@@ -179,7 +173,7 @@ def stale_answers(exchanges, settled):
 @pytest.mark.timeout(SECONDS + 120)
 def test_chaos_converges_and_loses_only_what_kill_9_took(start_server, tmp_path):
     seed = int(os.environ.get("RGT_CHAOS_SEED", time.time_ns() % 1_000_000))
-    shutil.copy(APPS / "lifecycle.py", tmp_path / "lifecycle.py")
+    copy_lifecycle(tmp_path)
     server = start_server("lifecycle", "-w", "2", "--max-requests", "50", "--graceful-timeout",
                           str(GRACEFUL), "--chdir", tmp_path)
     driver = Driver(server, tmp_path, random.Random(seed))

@@ -9,13 +9,9 @@ from helpers.server import APPS, run_to_exit
 
 
 @pytest.fixture
-def toml_file(tmp_path):
-    """write(text) -> path of a TOML config file with that (dedented) content."""
-    def write(text, name="rgunicorn.toml"):
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-    return write
+def toml_file(write_config):
+    """write(text, name) -> path of a TOML config file with that (dedented) content."""
+    return lambda text, name="rgunicorn.toml": write_config(text, name)
 
 
 def run_config(*args, env=None):

@@ -1,13 +1,12 @@
 """The control socket and `rgunicorn ctl`: every command driven through a real server, each doing
 what its signal does and answering with what a signal cannot tell."""
 import json
-import re
-import shutil
 import stat
 import subprocess
 
 import pytest
 
+from helpers.apps import set_version
 from helpers.server import APPS, BIN, base_env, run_to_exit, wait_until
 
 
@@ -17,18 +16,6 @@ def ctl(socket, *words, timeout=60):
                           text=True, timeout=timeout, env=base_env())
     answer = json.loads(done.stdout) if done.stdout.strip() else None
     return done.returncode, answer
-
-
-@pytest.fixture
-def app_dir(tmp_path):
-    """A private copy of the lifecycle app, so a test can change its code."""
-    shutil.copy(APPS / "lifecycle.py", tmp_path / "lifecycle.py")
-    return tmp_path
-
-
-def set_version(app_dir, version, broken=False):
-    text = re.sub(r'VERSION = ".*"', f'VERSION = "{version}"', (APPS / "lifecycle.py").read_text())
-    (app_dir / "lifecycle.py").write_text(text + ("\ndef broken(:\n" if broken else ""))
 
 
 def start(start_server, tmp_path, *args, app="basic", workers=2):

@@ -4,7 +4,6 @@ master-side hooks whose failures gunicorn makes fatal and rgunicorn only logs.""
 import json
 import os
 import signal
-import textwrap
 import tomllib
 
 import pytest
@@ -22,13 +21,9 @@ def _record(hook, **facts):
 
 
 @pytest.fixture
-def py_config(tmp_path):
+def py_config(write_config):
     """write(text, name) -> path of a Python config file with that (dedented) content."""
-    def write(text, name="gunicorn.conf.py"):
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return path
-    return write
+    return lambda text, name="gunicorn.conf.py": write_config(text, name)
 
 
 def records(path):

@@ -2,35 +2,16 @@
 that name the request, crash-loop back-off, TERM draining the listen queue, USR2 upgrades."""
 import os
 import re
-import shutil
 import signal
 import socket
 import time
 
 import pytest
 
+from helpers.apps import set_version, version_of
 from helpers.http import read_responses, request_bytes
 from helpers.load import Load
-from helpers.server import APPS, proc_start_time, wait_until
-
-
-@pytest.fixture
-def app_dir(tmp_path):
-    """A private copy of the lifecycle app, so a test can change its code."""
-    shutil.copy(APPS / "lifecycle.py", tmp_path / "lifecycle.py")
-    return tmp_path
-
-
-def set_version(app_dir, version, broken=False):
-    path = app_dir / "lifecycle.py"
-    text = re.sub(r'VERSION = ".*"', f'VERSION = "{version}"', (APPS / "lifecycle.py").read_text())
-    if broken:
-        text += "\ndef broken(:\n"
-    path.write_text(text)
-
-
-def version_of(server):
-    return server.get("/").text.split()[0]
+from helpers.server import proc_start_time, wait_until
 
 
 def assert_clean(result):

@@ -3,7 +3,6 @@ a broken deploy while the previous generation still retires, drains that a half-
 self-retiring worker could stretch, and a zygote killed with -9."""
 import os
 import re
-import shutil
 import signal
 import socket
 import time
@@ -11,26 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from helpers.apps import set_version, version_of
 from helpers.load import Load
-from helpers.server import APPS, wait_until
-
-
-@pytest.fixture
-def app_dir(tmp_path):
-    """A private copy of the lifecycle app, so a test can change its code."""
-    shutil.copy(APPS / "lifecycle.py", tmp_path / "lifecycle.py")
-    return tmp_path
-
-
-def set_version(app_dir, version, broken=False):
-    text = re.sub(r'VERSION = ".*"', f'VERSION = "{version}"', (APPS / "lifecycle.py").read_text())
-    if broken:
-        text += "\ndef broken(:\n"
-    (app_dir / "lifecycle.py").write_text(text)
-
-
-def version_of(server):
-    return server.get("/").text.split()[0]
+from helpers.server import wait_until
 
 
 def cmdline(pid):

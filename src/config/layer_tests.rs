@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::tests::{config_error, run, TempToml};
+use super::tests::{assert_config_errors, config_error, run, TempToml};
 use super::*;
 
 #[test]
@@ -77,12 +77,7 @@ fn bad_process_settings_name_key_value_and_what_is_allowed() {
         (&["-u", " "], "user", "", "user name"),
         (&["-g", ""], "group", "", "group name"),
     ];
-    for (args, key, value, allowed) in cases {
-        let args: Vec<&str> = std::iter::once("app").chain(args.iter().copied()).collect();
-        let (k, v, a) = config_error(run(&args, &Environment::default()));
-        assert_eq!((k.as_str(), v.as_str()), (*key, *value), "{args:?}");
-        assert!(a.contains(allowed), "{args:?}: {a}");
-    }
+    assert_config_errors(cases);
 }
 
 #[test]

@@ -45,6 +45,16 @@ pub(super) fn run(args: &[&str], env: &Environment) -> Result<Settings> {
     Ok(settings)
 }
 
+/// Each (flags, key, value, part of what is allowed): the flags fail with that config error.
+pub(super) fn assert_config_errors(cases: &[(&[&str], &str, &str, &str)]) {
+    for (args, key, value, allowed) in cases {
+        let args: Vec<&str> = std::iter::once("app").chain(args.iter().copied()).collect();
+        let (k, v, a) = config_error(run(&args, &Environment::default()));
+        assert_eq!((k.as_str(), v.as_str()), (*key, *value), "{args:?}");
+        assert!(a.contains(allowed), "{args:?}: {a}");
+    }
+}
+
 pub(super) fn config_error(result: Result<Settings>) -> (String, String, String) {
     match result {
         Err(Error::Config {
@@ -198,12 +208,7 @@ fn bad_values_name_key_value_and_what_is_allowed() {
             "CIDR",
         ),
     ];
-    for (args, key, value, allowed) in cases {
-        let args: Vec<&str> = std::iter::once("app").chain(args.iter().copied()).collect();
-        let (k, v, a) = config_error(run(&args, &Environment::default()));
-        assert_eq!((k.as_str(), v.as_str()), (*key, *value), "{args:?}");
-        assert!(a.contains(allowed), "{args:?}: {a}");
-    }
+    assert_config_errors(cases);
 }
 
 #[test]

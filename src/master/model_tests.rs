@@ -215,10 +215,8 @@ fn retiring(state: &WorkerState) -> bool {
     matches!(state, WorkerState::Retiring { .. })
 }
 
-#[test]
-fn a_booted_generation_with_no_workers_is_still_the_fallback() {
-    // Found by the random sequences: after WINCH the booted generation had no process left and
-    // was dropped, so a HUP to broken code stopped the server instead of falling back.
+/// WINCH takes the only worker of a booted generation; then a reload's worker fails to import.
+fn broken_reload_after_winch() -> (Script, Vec<Action>) {
     let mut script = Script::new(1);
     script.boot(0);
     script.step(Event::Signal(Signal::SIGWINCH));
@@ -233,6 +231,14 @@ fn a_booted_generation_with_no_workers_is_still_the_fallback() {
     script.take();
     script.exit(new, ExitStatus::Code(4));
     let actions = script.take();
+    (script, actions)
+}
+
+#[test]
+fn a_booted_generation_with_no_workers_is_still_the_fallback() {
+    // Found by the random sequences: after WINCH the booted generation had no process left and
+    // was dropped, so a HUP to broken code stopped the server instead of falling back.
+    let (script, actions) = broken_reload_after_winch();
     assert!(!actions.iter().any(|a| matches!(a, Action::Exit { .. })));
     assert!(Script::logged(
         &actions,
@@ -307,20 +313,7 @@ fn a_reload_owes_systemd_ready_again() {
 fn a_failed_reload_with_no_workers_still_answers_ready() {
     // Found by the random sequences (seed 28): after WINCH, a reload to broken code fell back
     // to a generation with no workers and READY=1 waited for a worker that never came.
-    let mut script = Script::new(1);
-    script.boot(0);
-    script.step(Event::Signal(Signal::SIGWINCH));
-    let [pid] = script.pids(0, retiring)[..] else {
-        panic!("WINCH retires the worker")
-    };
-    script.exit(pid, ExitStatus::Code(0));
-    script.reload(1, 1);
-    let [new] = script.pids(1, |_| true)[..] else {
-        panic!("the reload forks a worker")
-    };
-    script.take();
-    script.exit(new, ExitStatus::Code(4));
-    let actions = script.take();
+    let (_, actions) = broken_reload_after_winch();
     let ready = |a: &Action| matches!(a, Action::Notify(super::events::Notice::Ready(_)));
     assert!(actions.iter().any(ready), "{actions:?}");
 }
