@@ -38,6 +38,9 @@ pub struct Client {
     tags: String,
     target: String,
     max_datagram: usize,
+    /// `{prefix}gunicorn.request.duration:` and `|ms{tags}\n`, the parts of the line every
+    /// request sends around its value.
+    duration_parts: (Vec<u8>, Vec<u8>),
 }
 
 enum Socket {
@@ -81,9 +84,14 @@ impl Client {
             Socket::Udp(_, addr) if !addr.ip().is_loopback() => MAX_DATAGRAM,
             _ => MAX_LOCAL_DATAGRAM,
         };
+        let duration_parts = (
+            format!("{}gunicorn.request.duration:", settings.statsd_prefix).into_bytes(),
+            format!("|ms{tags}\n").into_bytes(),
+        );
         Ok(Some(Client {
             socket,
             prefix: settings.statsd_prefix.clone(),
+            duration_parts,
             tags,
             target: target.to_string(),
             max_datagram,
@@ -97,12 +105,10 @@ impl Client {
 
     /// gunicorn.request.duration in ms, written without the formatting machinery (per request).
     fn duration_line(&self, out: &mut Vec<u8>, elapsed: Duration) {
-        out.extend_from_slice(self.prefix.as_bytes());
-        out.extend_from_slice(b"gunicorn.request.duration:");
+        let (head, tail) = &self.duration_parts;
+        out.extend_from_slice(head);
         crate::logging::json::push_millis(out, elapsed);
-        out.extend_from_slice(b"|ms");
-        out.extend_from_slice(self.tags.as_bytes());
-        out.push(b'\n');
+        out.extend_from_slice(tail);
     }
 
     pub fn gauge(&self, name: &str, value: u64) {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::format::Format;
-use super::json;
+use super::json_access::{self, Template};
 use super::sink::{Console, Sink};
 use crate::config::Settings;
 use crate::Result;
@@ -29,7 +29,8 @@ pub struct AccessRecord<'a> {
     /// Names upper-case, as received.
     pub request_headers: &'a [(String, Vec<u8>)],
     pub response_headers: &'a [(String, String)],
-    pub started: SystemTime,
+    /// When the response ended (the JSON line's `ts`; the text's `%(t)s` is this less `duration`).
+    pub ended: SystemTime,
     pub duration: Duration,
     pub pid: u32,
     /// The worker's id (`RGUNICORN_WORKER_ID`), when it has one.
@@ -50,7 +51,15 @@ pub struct AccessLog {
 #[derive(Debug)]
 struct Batch {
     sink: Arc<Sink>,
-    lines: Mutex<Vec<u8>>,
+    lines: Mutex<Lines>,
+}
+
+/// The batch's bytes, and what its JSON lines share (rendered straight into the batch, under its
+/// lock).
+#[derive(Debug, Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    json: Template,
 }
 
 /// Every batch of this process, for `flush_all` (the worker's timer, exit and USR1).
@@ -69,7 +78,6 @@ pub const JSON_FORMAT: &str = "json";
 thread_local! {
     /// Reused per thread so that logging a request does not allocate once warmed up.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
-    static JSON_LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `write` with this thread's buffer; a thread being torn down, or a nested call, gets a
@@ -101,7 +109,7 @@ impl AccessLog {
         };
         let batch = Arc::new(Batch {
             sink: Sink::open(name, Console::Stdout)?,
-            lines: Mutex::new(Vec::new()),
+            lines: Mutex::default(),
         });
         let mut batches = BATCHES.lock().unwrap_or_else(PoisonError::into_inner);
         batches.retain(|b| b.strong_count() > 0);
@@ -125,14 +133,10 @@ impl AccessLog {
             Style::Text(format) => with_buffer(&LINE, |line: &mut String| {
                 line.clear();
                 format.render(line, record);
-                line.push('\n');
                 self.batch.add(line.as_bytes());
             }),
-            Style::Json => with_buffer(&JSON_LINE, |line: &mut Vec<u8>| {
-                line.clear();
-                json::render_access(line, record, record.started + record.duration);
-                line.push(b'\n');
-                self.batch.add(line);
+            Style::Json => self.batch.render(|lines| {
+                json_access::render_access(&mut lines.bytes, &mut lines.json, record);
             }),
         }
     }
@@ -158,27 +162,37 @@ impl Drop for Batch {
 
 impl Batch {
     fn add(&self, line: &[u8]) {
+        self.render(|lines| lines.bytes.extend_from_slice(line));
+    }
+
+    /// Appends one line, made by `line` (without its newline) at the end of the batch: the
+    /// lines before it go out first when it would take the batch past what one write keeps
+    /// whole.
+    fn render(&self, line: impl FnOnce(&mut Lines)) {
         let limit = self.sink.whole_write_limit();
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        if lines.len() + line.len() > limit {
-            self.write_out(&mut lines);
+        let start = lines.bytes.len();
+        line(&mut lines);
+        lines.bytes.push(b'\n');
+        if lines.bytes.len() > limit && start > 0 {
+            self.sink.write_line(&lines.bytes[..start]);
+            lines.bytes.drain(..start);
         }
-        lines.extend_from_slice(line);
-        if lines.len() >= limit {
-            self.write_out(&mut lines);
+        if lines.bytes.len() >= limit {
+            self.write_out(&mut lines.bytes);
         }
     }
 
     fn flush(&self) {
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-        self.write_out(&mut lines);
+        self.write_out(&mut lines.bytes);
     }
 
     /// One write(2) of whole lines, under the lock so that batches keep their order.
-    fn write_out(&self, lines: &mut Vec<u8>) {
-        if !lines.is_empty() {
-            self.sink.write_line(lines);
-            lines.clear();
+    fn write_out(&self, bytes: &mut Vec<u8>) {
+        if !bytes.is_empty() {
+            self.sink.write_line(bytes);
+            bytes.clear();
         }
     }
 }
@@ -220,7 +234,7 @@ mod tests {
             response_length: Some(5),
             request_headers: &[],
             response_headers: &[],
-            started: SystemTime::now(),
+            ended: SystemTime::now(),
             duration: Duration::from_millis(3),
             pid: 1,
             worker: None,

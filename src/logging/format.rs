@@ -137,7 +137,10 @@ impl Atom {
             Atom::RemoteAddr => or_dash(out, r.remote_addr),
             Atom::Dash | Atom::Unknown => out.push('-'),
             Atom::User => or_dash(out, &basic_auth_user(r).unwrap_or_default()),
-            Atom::Time => clock::write_access_log_time(out, r.started),
+            Atom::Time => {
+                let started = r.ended.checked_sub(r.duration).unwrap_or(r.ended);
+                clock::write_access_log_time(out, started);
+            }
             Atom::RequestLine => push(
                 out,
                 format_args!("{} {} {}", r.method, r.raw_uri, r.version),
@@ -272,7 +275,7 @@ mod tests {
             response_length: Some(1234),
             request_headers: &request_headers,
             response_headers: &response_headers,
-            started: UNIX_EPOCH + Duration::from_secs(1_795_694_400),
+            ended: UNIX_EPOCH + Duration::from_micros(1_795_694_402_345_678),
             duration: Duration::from_micros(2_345_678),
             pid: 4242,
             worker: None,
@@ -352,7 +355,7 @@ mod tests {
             response_length: None,
             request_headers,
             response_headers: &[],
-            started: UNIX_EPOCH,
+            ended: UNIX_EPOCH,
             duration: Duration::ZERO,
             pid: 1,
             worker: None,

@@ -1,19 +1,25 @@
-//! JSON log lines for Loki: the access log's one object per request and the error log's one
-//! object per event, written as bytes. Pure text: every value is valid JSON whatever bytes came
-//! off the wire (invalid UTF-8 becomes U+FFFD); never writes anywhere. The access line runs for
-//! every request, so it avoids the formatting machinery.
+//! JSON log lines for Loki: the text primitives (strings escaped as JSON requires, numbers and
+//! RFC 3339 timestamps without the formatting machinery) and the error log's one object per
+//! event; the access log's object is json_access.rs. Pure text: every value is valid JSON
+//! whatever bytes came off the wire (invalid UTF-8 becomes U+FFFD); never writes anywhere.
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 
-use super::access::AccessRecord;
 use super::clock::unix_secs;
 use crate::clock::civil_from_unix;
 
 /// Appends `bytes` as a JSON string: valid UTF-8 as is (escaped where JSON requires), each
 /// invalid sequence as U+FFFD, as Go's encoder does, so that strict parsers (I-JSON) accept it.
 pub fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain(bytes, HIGH) {
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     match std::str::from_utf8(bytes) {
         Ok(text) => push_str(out, text),
         Err(_) => push_str(out, &String::from_utf8_lossy(bytes)),
@@ -23,21 +29,60 @@ pub fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Appends `text` as a JSON string.
 pub fn push_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
-    escape(out, text.as_bytes());
+    push_inner(out, text);
     out.push(b'"');
 }
+
+/// Appends the inside of `text` as a JSON string (without its quotes).
+pub fn push_inner(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    if bytes.len() < 8 {
+        // Short values (a method, a path "/", an empty query) a byte at a time: a call to copy
+        // them would cost more.
+        let start = out.len();
+        for &byte in bytes {
+            if !plain_byte(byte) {
+                out.truncate(start);
+                return escape(out, bytes);
+            }
+            out.push(byte);
+        }
+    } else if is_plain(bytes, 0) {
+        out.extend_from_slice(bytes);
+    } else {
+        escape(out, bytes);
+    }
+}
+
+fn plain_byte(byte: u8) -> bool {
+    byte >= 0x20 && byte != b'"' && byte != b'\\' && byte != 0x7f
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// Whether none of the 8 bytes of `word` needs escaping: no control byte, DEL, '"' or '\\'
 /// (tested on the whole word at once: most of a line needs no escape).
 fn clean(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
     let specials = has_zero(word ^ (ONES * u64::from(b'"')))
         | has_zero(word ^ (ONES * u64::from(b'\\')))
         | has_zero(word ^ (ONES * 0x7f));
     below_space | specials == 0
+}
+
+/// Whether `bytes` go into a JSON string as they are; with `high` = HIGH, also that they are
+/// ASCII (so valid UTF-8 without looking further).
+fn is_plain(bytes: &[u8], high: u64) -> bool {
+    if bytes.len() < 8 {
+        let high = high as u8;
+        return bytes.iter().all(|&b| plain_byte(b) && b & high == 0);
+    }
+    let word = |chunk: &[u8]| u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    let whole = |w: u64| clean(w) && w & high == 0;
+    // The last word overlaps the chunks before it when the length is not a multiple of 8.
+    bytes.chunks_exact(8).all(|chunk| whole(word(chunk))) && whole(word(&bytes[bytes.len() - 8..]))
 }
 
 /// Escapes valid UTF-8: only ASCII bytes are ever escaped, so it works a byte at a time.
@@ -74,69 +119,158 @@ fn escape(out: &mut Vec<u8>, text: &[u8]) {
 
 const HEX: [u8; 16] = *b"0123456789abcdef";
 
-thread_local! {
-    /// The last second's `"YYYY-MM-DDTHH:MM:SS` and which second it is: most lines share it.
-    static SECOND: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+/// `{"ts":"` and a second's `YYYY-MM-DDTHH:MM:SS.`, kept while the lines are of that second.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    second: i64,
+    text: [u8; 27],
 }
 
-/// RFC 3339 in UTC with milliseconds: `"2026-11-26T12:00:00.123Z"`.
-pub fn push_timestamp(out: &mut Vec<u8>, t: SystemTime) {
-    let secs = unix_secs(t);
-    let cached = SECOND.try_with(|second| match second.try_borrow_mut() {
-        Ok(mut second) => {
-            if second.0 != secs {
-                second.1 = format_second(secs);
-                second.0 = secs;
+impl Default for Stamp {
+    fn default() -> Self {
+        Stamp::new()
+    }
+}
+
+impl Stamp {
+    pub const fn new() -> Stamp {
+        Stamp {
+            second: i64::MIN,
+            text: [0; 27],
+        }
+    }
+
+    /// Appends `{"ts":"2026-11-26T12:00:00.123Z"`: RFC 3339 in UTC with milliseconds.
+    pub fn push(&mut self, out: &mut Vec<u8>, t: SystemTime) {
+        let (secs, millis) = match t.duration_since(UNIX_EPOCH) {
+            Ok(since) => (since.as_secs() as i64, since.subsec_millis()),
+            Err(_) => (unix_secs(t), 0),
+        };
+        if secs != self.second {
+            match second_text(secs) {
+                Some(text) => (self.second, self.text) = (secs, text),
+                None => {
+                    out.extend_from_slice(b"{\"ts\":");
+                    let _ = write!(ByteWriter(out), "\"{}.", format_second(secs));
+                    return push_millis_end(out, millis);
+                }
             }
-            out.extend_from_slice(second.1.as_bytes());
+        }
+        out.extend_from_slice(&self.text);
+        push_millis_end(out, millis);
+    }
+}
+
+fn push_millis_end(out: &mut Vec<u8>, millis: u32) {
+    let [a, b, c] = three(u64::from(millis % 1000));
+    out.extend_from_slice(&[a, b, c, b'Z', b'"']);
+}
+
+/// The cached text of a second of the years 0 to 9999 (RFC 3339's); None for any other.
+fn second_text(secs: i64) -> Option<[u8; 27]> {
+    let c = civil_from_unix(secs);
+    let year = u64::try_from(c.year).ok().filter(|year| *year <= 9999)?;
+    let mut text = *b"{\"ts\":\"0000-00-00T00:00:00.";
+    let [y0, y1] = two(year / 100);
+    let [y2, y3] = two(year % 100);
+    text[7..11].copy_from_slice(&[y0, y1, y2, y3]);
+    for (at, part) in [
+        (12, c.month),
+        (15, c.day),
+        (18, c.hour),
+        (21, c.minute),
+        (24, c.second),
+    ] {
+        text[at..at + 2].copy_from_slice(&two(u64::from(part)));
+    }
+    Some(text)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` through the formatting machinery, for years RFC 3339 cannot show.
+fn format_second(secs: i64) -> String {
+    let c = civil_from_unix(secs);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// The error log's stamp: most events of a thread share their second.
+    static STAMP: RefCell<Stamp> = const { RefCell::new(Stamp::new()) };
+}
+
+/// `{"ts":"2026-11-26T12:00:00.123Z"`, with this thread's cached second.
+pub fn push_timestamp(out: &mut Vec<u8>, t: SystemTime) {
+    let cached = STAMP.try_with(|stamp| match stamp.try_borrow_mut() {
+        Ok(mut stamp) => {
+            stamp.push(out, t);
             true
         }
         Err(_) => false,
     });
     if !matches!(cached, Ok(true)) {
-        out.extend_from_slice(format_second(secs).as_bytes());
+        Stamp::new().push(out, t);
     }
-    let millis = t
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_millis());
-    out.push(b'.');
-    push_padded(out, u64::from(millis), 3);
-    out.extend_from_slice(b"Z\"");
-}
-
-fn format_second(secs: i64) -> String {
-    let c = civil_from_unix(secs);
-    let mut text = String::with_capacity(20);
-    let _ = write!(
-        text,
-        "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    );
-    text
 }
 
 /// "00" to "99": two digits a step.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-                             2021222324252627282930313233343536373839\
-                             4041424344454647484950515253545556575859\
-                             6061626364656667686970717273747576777879\
-                             8081828384858687888990919293949596979899";
+const PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    pairs
+};
+
+/// The two digits of `n % 100`.
+fn two(n: u64) -> [u8; 2] {
+    PAIRS[(n % 100) as usize]
+}
+
+/// The three digits of `n % 1000`.
+fn three(n: u64) -> [u8; 3] {
+    let [b, c] = two(n);
+    [b'0' + (n / 100 % 10) as u8, b, c]
+}
 
 /// Appends `n` in decimal, without the formatting machinery (this runs for every request).
 pub fn push_u64(out: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=9 => out.push(b'0' + n as u8),
+        10..=99 => out.extend_from_slice(&two(n)),
+        100..=999 => out.extend_from_slice(&three(n)),
+        1000..=9999 => {
+            let ([a, b], [c, d]) = (two(n / 100), two(n));
+            out.extend_from_slice(&[a, b, c, d]);
+        }
+        _ => push_long(out, n),
+    }
+}
+
+fn push_long(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut rest = n;
     while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
         at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        digits[at..at + 2].copy_from_slice(&two(rest));
+        rest /= 100;
     }
     if rest >= 10 {
         at -= 2;
-        let pair = rest as usize * 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        digits[at..at + 2].copy_from_slice(&two(rest));
     } else {
         at -= 1;
         digits[at] = b'0' + rest as u8;
@@ -144,88 +278,12 @@ pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Appends `n` with at least `width` digits, zero-padded.
-fn push_padded(out: &mut Vec<u8>, n: u64, width: u32) {
-    let mut bound = 10u64.pow(width.saturating_sub(1));
-    while bound > 1 && n < bound {
-        out.push(b'0');
-        bound /= 10;
-    }
-    push_u64(out, n);
-}
-
 /// Milliseconds with microsecond precision (`12.345`), as a JSON number or a statsd value.
 pub fn push_millis(out: &mut Vec<u8>, d: Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     push_u64(out, micros / 1000);
-    out.push(b'.');
-    push_padded(out, micros % 1000, 3);
-}
-
-fn or_null(out: &mut Vec<u8>, value: Option<&[u8]>) {
-    match value {
-        Some(value) => push_bytes(out, value),
-        None => out.extend_from_slice(b"null"),
-    }
-}
-
-/// The referer, user agent and request id of a request, found in one pass over its headers.
-fn wanted_headers(headers: &[(String, Vec<u8>)]) -> [Option<&[u8]>; 3] {
-    const NAMES: [&str; 3] = ["REFERER", "USER-AGENT", "X-REQUEST-ID"];
-    let mut found = [None; 3];
-    for (name, value) in headers {
-        for (slot, wanted) in found.iter_mut().zip(NAMES) {
-            if name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
-                *slot = Some(value.as_slice());
-            }
-        }
-    }
-    found
-}
-
-/// A string field: `"<key>":"` is given whole, then the escaped value and its closing quote.
-fn field(out: &mut Vec<u8>, key_and_quote: &[u8], value: &str) {
-    out.extend_from_slice(key_and_quote);
-    escape(out, value.as_bytes());
-    out.push(b'"');
-}
-
-/// One access-log object (without newline); `now` is when the response ended.
-pub fn render_access(out: &mut Vec<u8>, r: &AccessRecord<'_>, now: SystemTime) {
-    out.extend_from_slice(b"{\"ts\":");
-    push_timestamp(out, now);
-    match r.remote_addr {
-        "" => out.extend_from_slice(b",\"remote_ip\":null"),
-        remote => field(out, b",\"remote_ip\":\"", remote),
-    }
-    field(out, b",\"method\":\"", r.method);
-    field(out, b",\"path\":\"", r.path);
-    field(out, b",\"query\":\"", r.query);
-    field(out, b",\"protocol\":\"", r.version);
-    out.extend_from_slice(b",\"status\":");
-    push_u64(out, u64::from(r.status));
-    out.extend_from_slice(b",\"size\":");
-    match r.response_length {
-        Some(size) => push_u64(out, size),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"duration_ms\":");
-    push_millis(out, r.duration);
-    let [referer, agent, request_id] = wanted_headers(r.request_headers);
-    out.extend_from_slice(b",\"referer\":");
-    or_null(out, referer);
-    out.extend_from_slice(b",\"user_agent\":");
-    or_null(out, agent);
-    out.extend_from_slice(b",\"request_id\":");
-    or_null(out, request_id);
-    out.extend_from_slice(b",\"pid\":");
-    push_u64(out, u64::from(r.pid));
-    out.extend_from_slice(b",\"worker\":");
-    match r.worker {
-        Some(worker) => push_u64(out, u64::from(worker)),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
+    let [a, b, c] = three(micros % 1000);
+    out.extend_from_slice(&[b'.', a, b, c]);
 }
 
 fn key(out: &mut Vec<u8>, name: &str) {
@@ -248,7 +306,6 @@ pub fn render_event(
         message: &mut message,
         rest: &mut fields,
     });
-    out.extend_from_slice(b"{\"ts\":");
     push_timestamp(out, now);
     key(out, "level");
     push_str(out, level);
@@ -317,116 +374,5 @@ impl Visit for JsonFields<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bytes(value: &[u8]) -> String {
-        let mut out = Vec::new();
-        push_bytes(&mut out, value);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn hostile_bytes_stay_valid_json() {
-        assert_eq!(bytes(b"plain"), r#""plain""#);
-        assert_eq!(bytes(b"a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(
-            bytes(b"\n\r\t\x00\x1b\x7f"),
-            r#""\n\r\t\u0000\u001b\u007f""#
-        );
-        assert_eq!(bytes(b"\xff<\xc3\xa9>\xe2\x82"), "\"\u{fffd}<é>\u{fffd}\"");
-        assert_eq!(bytes("ünï".as_bytes()), "\"ünï\"");
-        for hostile in [&b"\xc0\x80\"\\\x01"[..], b"\xed\xa0\x80", b""] {
-            let text = bytes(hostile);
-            assert!(
-                serde_json::from_str::<serde_json::Value>(&text).is_ok(),
-                "{text}"
-            );
-        }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_with_milliseconds() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_694_400_007);
-        let mut out = Vec::new();
-        push_timestamp(&mut out, t);
-        push_timestamp(&mut out, t + Duration::from_millis(1_990));
-        push_timestamp(&mut out, UNIX_EPOCH);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\"2026-11-26T12:00:00.007Z\"\"2026-11-26T12:00:01.997Z\"\"1970-01-01T00:00:00.000Z\""
-        );
-    }
-
-    #[test]
-    fn whole_words_are_checked_like_single_bytes() {
-        for byte in 0..=255u8 {
-            let mut word = *b"abcdefgh";
-            word[3] = byte;
-            let needs = byte < 0x20 || byte == 0x7f || byte == b'"' || byte == b'\\';
-            assert_eq!(!clean(u64::from_le_bytes(word)), needs, "{byte:#x}");
-        }
-        let mut out = Vec::new();
-        push_str(&mut out, "0123456789abcdef\"0123456\\x\u{1}é");
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text, r#""0123456789abcdef\"0123456\\x\u0001é""#);
-    }
-
-    #[test]
-    fn numbers_without_the_formatting_machinery() {
-        let mut out = Vec::new();
-        for n in [0, 7, 10, 99, 100, 1_234_567, u64::MAX] {
-            push_u64(&mut out, n);
-            out.push(b' ');
-        }
-        push_millis(&mut out, Duration::from_micros(12_045));
-        out.push(b' ');
-        push_millis(&mut out, Duration::from_micros(7));
-        assert_eq!(
-            out,
-            b"0 7 10 99 100 1234567 18446744073709551615 12.045 0.007"
-        );
-    }
-
-    #[test]
-    fn an_access_object_has_every_field() {
-        let headers = [
-            ("USER-AGENT".to_owned(), b"curl/8 \"x\"".to_vec()),
-            ("X-REQUEST-ID".to_owned(), b"abc-1".to_vec()),
-        ];
-        let record = AccessRecord {
-            remote_addr: "192.0.2.1",
-            method: "GET",
-            raw_uri: "/a?b=1",
-            path: "/a",
-            query: "b=1",
-            version: "HTTP/1.1",
-            status: 200,
-            response_length: Some(11),
-            request_headers: &headers,
-            response_headers: &[],
-            started: UNIX_EPOCH,
-            duration: Duration::from_micros(1_234),
-            pid: 42,
-            worker: Some(3),
-        };
-        let mut out = Vec::new();
-        render_access(&mut out, &record, UNIX_EPOCH + Duration::from_secs(1));
-        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(value["ts"], "1970-01-01T00:00:01.000Z");
-        assert_eq!(value["duration_ms"], 1.234);
-        assert_eq!(value["user_agent"], "curl/8 \"x\"");
-        assert_eq!(value["request_id"], "abc-1");
-        assert_eq!(value["referer"], serde_json::Value::Null);
-        assert_eq!(
-            (value["status"].as_u64(), value["size"].as_u64()),
-            (Some(200), Some(11))
-        );
-        assert_eq!(
-            (value["pid"].as_u64(), value["worker"].as_u64()),
-            (Some(42), Some(3))
-        );
-        let keys: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 14, "{keys:?}");
-    }
-}
+#[path = "json_tests.rs"]
+mod tests;

@@ -20,6 +20,7 @@ mod access;
 mod clock;
 mod format;
 pub mod json;
+mod json_access;
 mod sink;
 
 pub use access::{AccessLog, AccessRecord, BATCH_MS, JSON_FORMAT};

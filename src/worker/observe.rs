@@ -1,7 +1,9 @@
 //! Wraps the app's handler with what the master and the operator see of each request: the
 //! heartbeat record of the running thread (for timeouts that name the request), the worker's
 //! counters in shared memory and the access log. Never blocks a request on any of them.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +13,7 @@ use crate::heartbeat::Heartbeats;
 use crate::http::{Exchange, Finished, Handler, Peer};
 use crate::logging::{AccessLog, AccessRecord};
 use crate::metrics::Lane;
-use crate::process::{current_pid, monotonic_ms};
+use crate::process::monotonic_ms;
 use crate::statsd;
 
 thread_local! {
@@ -52,6 +54,7 @@ pub struct Observed<H> {
 /// What this worker reports to besides its heartbeat, set up once after fork.
 #[derive(Clone, Default)]
 pub struct Reporting {
+    pub pid: u32,
     /// Its id (`RGUNICORN_WORKER_ID`), claimed in shared memory.
     pub worker_id: Option<u32>,
     /// Its counters in shared memory, when the master reports them (/metrics).
@@ -71,6 +74,7 @@ impl Reporting {
             None
         });
         Reporting {
+            pid: pid as u32,
             worker_id,
             lane: shared
                 .filter(|_| reported(settings))
@@ -95,6 +99,24 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// One finished request that took `elapsed`, to every sink.
+    fn report(&self, finished: &Finished, peer: &Peer, elapsed: Duration) {
+        let report = &finished.report;
+        let reporting = &self.reporting;
+        if let Some(lane) = &reporting.lane {
+            let method = &report.head.method;
+            let (read, sent) = (report.request_body_bytes, report.body_bytes);
+            lane.record(method, report.status, elapsed, read, sent);
+        }
+        if let Some(batch) = &reporting.statsd {
+            batch.request(report.status, elapsed);
+        }
+        if let Some(access) = &self.access {
+            let ended = SystemTime::now();
+            log_access(access, finished, peer, (ended, elapsed), reporting);
+        }
+    }
+
     /// None when there is nothing to report to.
     pub fn any(self) -> Option<Sinks> {
         let reporting = &self.reporting;
@@ -157,31 +179,11 @@ impl<H: Handler> Handler for Observed<H> {
             record.end(monotonic_ms());
             return finished;
         };
-        let wall = sinks.access.as_ref().map(|_| SystemTime::now());
         let started = Instant::now();
         let peer = exchange.peer.clone();
         let finished = self.inner.handle(exchange);
         record.end(monotonic_ms());
-        let elapsed = started.elapsed();
-        let report = &finished.report;
-        let reporting = &sinks.reporting;
-        if let Some(lane) = &reporting.lane {
-            let method = &report.head.method;
-            let (read, sent) = (report.request_body_bytes, report.body_bytes);
-            lane.record(method, report.status, elapsed, read, sent);
-        }
-        if let Some(batch) = &reporting.statsd {
-            batch.request(report.status, elapsed);
-        }
-        if let (Some(access), Some(wall)) = (&sinks.access, wall) {
-            log_access(
-                access,
-                &finished,
-                &peer,
-                (wall, elapsed),
-                reporting.worker_id,
-            );
-        }
+        sinks.report(&finished, &peer, started.elapsed());
         finished
     }
 }
@@ -198,37 +200,40 @@ impl<H> Observed<H> {
     }
 }
 
-/// The address as text; an IPv4 one without the formatting machinery (this runs per request).
-fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 15]) -> std::borrow::Cow<'_, str> {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return std::borrow::Cow::Owned(ip.to_string());
+thread_local! {
+    /// The text of the last client address this thread logged: the requests of a keep-alive
+    /// connection, and all those that come through one proxy, repeat it.
+    static PEER_TEXT: RefCell<(Option<IpAddr>, String)> = const { RefCell::new((None, String::new())) };
+}
+
+/// Runs `log` with the text of `peer`'s address ("" for a unix socket).
+fn with_peer_text(peer: &Peer, log: impl FnOnce(&str)) {
+    let Peer::Tcp(addr) = peer else {
+        return log("");
     };
-    let mut len = 0;
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
+    let ip = addr.ip();
+    let mut log = Some(log);
+    let _ = PEER_TEXT.try_with(|cell| {
+        if let (Ok(mut cached), Some(log)) = (cell.try_borrow_mut(), log.take()) {
+            if cached.0 != Some(ip) {
+                cached.1.clear();
+                let _ = write!(cached.1, "{ip}");
+                cached.0 = Some(ip);
+            }
+            log(&cached.1);
         }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = match octet {
-            0..=9 => 2,
-            10..=99 => 1,
-            _ => 0,
-        };
-        for digit in &digits[skip..] {
-            buf[len] = b'0' + digit;
-            len += 1;
-        }
+    });
+    if let Some(log) = log {
+        log(&ip.to_string());
     }
-    std::borrow::Cow::Borrowed(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 fn log_access(
     access: &AccessLog,
     finished: &Finished,
     peer: &Peer,
-    (started, duration): (SystemTime, Duration),
-    worker: Option<u32>,
+    (ended, duration): (SystemTime, Duration),
+    reporting: &Reporting,
 ) {
     let report = &finished.report;
     let response_headers = match access.wants_response_headers() {
@@ -237,26 +242,23 @@ fn log_access(
             .unwrap_or_default(),
         false => Vec::new(),
     };
-    let mut remote = [0u8; 15];
-    let remote = match peer {
-        Peer::Tcp(addr) => ip_text(addr.ip(), &mut remote),
-        Peer::Unix => std::borrow::Cow::Borrowed(""),
-    };
-    access.log(&AccessRecord {
-        remote_addr: &remote,
-        method: &report.head.method,
-        raw_uri: &report.head.target,
-        path: &report.head.path,
-        query: &report.head.query,
-        version: report.head.version.as_str(),
-        status: report.status,
-        response_length: Some(report.body_bytes),
-        request_headers: &report.head.headers,
-        response_headers: &response_headers,
-        started,
-        duration,
-        pid: current_pid() as u32,
-        worker,
+    with_peer_text(peer, |remote| {
+        access.log(&AccessRecord {
+            remote_addr: remote,
+            method: &report.head.method,
+            raw_uri: &report.head.target,
+            path: &report.head.path,
+            query: &report.head.query,
+            version: report.head.version.as_str(),
+            status: report.status,
+            response_length: Some(report.body_bytes),
+            request_headers: &report.head.headers,
+            response_headers: &response_headers,
+            ended,
+            duration,
+            pid: reporting.pid,
+            worker: reporting.worker_id,
+        });
     });
 }
 
@@ -279,18 +281,22 @@ pub fn flush_reports(statsd: Option<&crate::statsd::Batch>) {
 
 #[cfg(test)]
 mod tests {
+    use super::{with_peer_text, Peer};
+
     #[test]
     fn addresses_as_text() {
-        let mut buf = [0u8; 15];
-        for ip in [
+        let ips = [
             "0.0.0.0",
             "127.0.0.1",
-            "10.20.255.9",
+            "127.0.0.1",
             "255.255.255.255",
             "::1",
-            "2001:db8::5",
-        ] {
-            assert_eq!(super::ip_text(ip.parse().unwrap(), &mut buf), ip);
+            "127.0.0.1",
+        ];
+        for ip in ips {
+            let peer = Peer::Tcp((ip.parse::<std::net::IpAddr>().unwrap(), 80).into());
+            with_peer_text(&peer, |text| assert_eq!(text, ip));
         }
+        with_peer_text(&Peer::Unix, |text| assert_eq!(text, ""));
     }
 }
