@@ -36,8 +36,9 @@
 //! | timeouts with the request named | master/workers.rs (`find_timeout`), master/model.rs (`timed_out`), heartbeat.rs |
 //! | the zygote link | worker/link.rs (messages), master/zygote.rs, worker/zygote.rs |
 //! | drains (idle and half-sent connections; a second TERM) | http/head_read.rs, process.rs (`exit_on_second_term`) |
+//! | a worker's signals (TERM drains, USR2 retires, USR1 reopens logs), code reload | worker/reactor.rs (`watch_signals`, `watch_code`) |
 //! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
-//! | the access log line (written in batches) | logging/access.rs, worker/observe.rs, worker/mod.rs (`flush_often`) |
+//! | the access log line (written in batches) | logging/access.rs, logging/json_access.rs (JSON), worker/observe.rs (`flush_often`) |
 //! | exit codes | error.rs |
 //! | gunicorn.conf.py: which names are settings, hooks, errors, warnings | config/python.rs, config/gunicorn.rs |
 //! | running a Python config (the interpreter of a cargo binary's master starts there) | wsgi/config_file.rs |
@@ -47,13 +48,13 @@
 //! | pre_request / post_request around the app | wsgi/handler.rs (`call_app_with_hooks`) |
 //! | the wheel: `main(argv)`, USR2 with sys.executable | wsgi/module.rs, python/rgunicorn/, cli.rs |
 //! | CPython's fork hooks around every fork of a process with Python | wsgi/interpreter.rs (`fork_with_python`) |
-//! | JSON logs, the WORKER TIMEOUT record with its traceback | logging/json.rs, master/telemetry.rs (`report_timeout`) |
+//! | JSON logs, the WORKER TIMEOUT record with its traceback | logging/json.rs, logging/json_access.rs, master/telemetry.rs (`report_timeout`) |
 //! | worker ids (`RGUNICORN_WORKER_ID`), prometheus_client multiprocess | metrics/shared.rs (`claim`), wsgi/identity.rs, master/telemetry.rs |
 //! | restarts by reason, boot failures, reloads by outcome | master/events.rs (`Tally`), master/exits.rs, master/converge.rs |
 //! | /metrics (served by the master, non-blocking) | master/endpoint.rs, master/scrape.rs, metrics/exposition.rs |
-//! | per-request counters, connections, worker memory | worker/observe.rs, metrics/shared.rs (`Lane`), worker/mod.rs (`beat`) |
+//! | per-request counters, connections, worker memory | worker/observe.rs, metrics/shared.rs (`Lane`), worker/reactor.rs (`beat`) |
 //! | listen queue depth | sockets/queue.rs |
-//! | max_worker_memory | worker/mod.rs (`beat` measures), master/observe.rs (`over_memory`), master/model.rs (`retire_for`) |
+//! | max_worker_memory | worker/reactor.rs (`beat` measures), master/observe.rs (`over_memory`), master/model.rs (`retire_for`) |
 //! | the control socket and `rgunicorn ctl` | master/control.rs, master/control_show.rs, ctl.rs |
 //! | statsd (gunicorn's names, batched per worker, log counts) | statsd.rs, worker/observe.rs (`Reporting`), master/telemetry.rs (`tick`) |
 //! | the Grafana dashboard, the Loki pipeline | config/grafana/rgunicorn.json, config/loki/rgunicorn.alloy |
