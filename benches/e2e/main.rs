@@ -1,5 +1,7 @@
-//! End-to-end benchmark (`cargo bench --bench e2e`): runs rgunicorn and its peers one at a time on
-//! loopback under real load, and prints one table of the issue's scenarios with ratios and targets.
+//! End-to-end benchmark (`cargo bench --bench e2e`): runs rgunicorn (the cargo binary, and where a
+//! scenario asks, the wheel it builds and installs into the bench venv) and its peers one at a time
+//! on loopback under real load, and prints one table of the issue's scenarios with ratios and
+//! targets. It never installs anything into the project's ./venv.
 //!
 //! Arguments (after `cargo bench --bench e2e --`): `--quick` (also RGUNICORN_BENCH=quick) for a few
 //! seconds a scenario, `--full` (the default) for seven rounds of 3 s; any other word keeps only
@@ -12,16 +14,17 @@ mod procs;
 mod report;
 mod scenarios;
 mod servers;
+mod statsd;
 mod transfer;
 mod wrk;
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{exit, Command};
+use std::process::{exit, Command, Stdio};
 use std::time::Duration;
 
-use report::ScenarioResult;
+use report::{Compared, Measured, ScenarioResult};
 use scenarios::{Bench, Scenario, Timing};
 use servers::{App, Kind, Paths, Spec};
 use transfer::Files;
@@ -136,6 +139,61 @@ fn prepare(paths: Paths, timing: Timing, django: bool) -> Bench {
     }
 }
 
+/// Builds the wheel from this checkout and installs it into the bench venv when a selected scenario
+/// starts it (`scripts/bench-setup --wheel`, which rebuilds and reinstalls only what changed), so
+/// that the wheel's rows measure the same code as the cargo binary's. Exits with the reason when
+/// it cannot.
+fn install_wheel(selected: &[Scenario], bench: &Bench) {
+    if !selected
+        .iter()
+        .any(|s| s.variants.contains(&Kind::RgunicornWheel))
+    {
+        return;
+    }
+    let paths = &bench.paths;
+    if paths.venv == paths.root.join("venv") {
+        die(
+            "the wheel's rows need the bench venv (venv-bench/, or RGUNICORN_BENCH_VENV), \
+             not the project's ./venv, to install the wheel into: run scripts/bench-setup, \
+             or leave out django-pss-4 (name the scenarios to run)",
+        );
+    }
+    let log = bench.logs.join("wheel-setup.log");
+    eprintln!(
+        "e2e: building the wheel and installing it into {} (scripts/bench-setup --wheel, log {})",
+        paths.venv.display(),
+        log.display()
+    );
+    if let Err(why) = bench_setup_wheel(paths, &log) {
+        die(&format!(
+            "the rgunicorn wheel could not be built or installed into {}: {why}; \
+             the end of {}:\n{}",
+            paths.venv.display(),
+            log.display(),
+            servers::log_tail(&log)
+        ));
+    }
+}
+
+/// Runs `scripts/bench-setup --wheel` on the bench venv, with its output in `log`.
+fn bench_setup_wheel(paths: &Paths, log: &Path) -> Result<(), String> {
+    let out = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let status = Command::new(paths.root.join("scripts/bench-setup"))
+        .arg("--wheel")
+        .env("RGUNICORN_BENCH_VENV", &paths.venv)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .map_err(|e| format!("cannot run scripts/bench-setup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("scripts/bench-setup --wheel failed ({status})"))
+    }
+}
+
 /// The first three fields of /proc/loadavg: other work on the machine skews every number.
 fn loadavg() -> String {
     let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -145,7 +203,7 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-fn progress(id: &str, label: &str, m: &report::Measured) {
+fn progress(id: &str, label: &str, m: &Measured) {
     let what = match m {
         Ok(o) => o.shown.clone(),
         Err(servers::StartError::NotInstalled) => "not installed, skipped".into(),
@@ -154,22 +212,10 @@ fn progress(id: &str, label: &str, m: &report::Measured) {
     eprintln!("e2e: {id:<20} {label:<38} {what}");
 }
 
-/// Measures rgunicorn and then each peer, as many rounds as the timing asks: the servers take
-/// turns, so a slow spell of the machine falls on all of them. Each keeps its median round, and
-/// each ratio is the median of the rounds' ratios.
-fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a> {
-    let ours = Spec {
-        kind: Kind::Rgunicorn,
-        app: scenario.app,
-        layout: scenario.ours,
-    };
-    let peers = scenario.peers.iter().map(|p| Spec {
-        kind: p.kind,
-        app: scenario.app,
-        layout: p.layout,
-    });
-    let specs: Vec<Spec> = std::iter::once(ours).chain(peers).collect();
-    let mut rounds: Vec<Vec<report::Measured>> = specs.iter().map(|_| Vec::new()).collect();
+/// Each of `specs` measured as many rounds as the timing asks: the servers take turns, so a slow
+/// spell of the machine falls on all of them.
+fn measure_rounds(scenario: &Scenario, specs: &[Spec], bench: &Bench) -> Vec<Vec<Measured>> {
+    let mut rounds: Vec<Vec<Measured>> = specs.iter().map(|_| Vec::new()).collect();
     for _ in 0..bench.timing.rounds {
         for (spec, measured) in specs.iter().zip(&mut rounds) {
             let m = scenarios::measure(scenario, spec, bench);
@@ -177,24 +223,71 @@ fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a>
             measured.push(m);
         }
     }
-    let ratios: Vec<Option<f64>> = rounds[1..]
-        .iter()
-        .map(|peer| report::median_ratio(&rounds[0], peer))
+    rounds
+}
+
+/// Each variant of rgunicorn (the wheel) with the median of the rounds' ratios of it to the first
+/// peer (`target`), judged by that peer's goal: the same target, met by another way of starting
+/// rgunicorn.
+fn compare_variants(
+    scenario: &Scenario,
+    specs: &[Spec],
+    rounds: Vec<Vec<Measured>>,
+    target: Option<&[Measured]>,
+) -> Vec<Compared> {
+    let goal = scenario.peers.first().and_then(|p| p.goal);
+    let compared = specs.iter().zip(rounds).map(|(spec, r)| {
+        let ratio = target.and_then(|t| report::median_ratio(&r, t));
+        (spec.label(), goal, report::median_round(r), ratio)
+    });
+    compared.collect()
+}
+
+/// Each peer with the median of the rounds' ratios of rgunicorn (`ours`) to it.
+fn compare_peers(
+    scenario: &Scenario,
+    specs: &[Spec],
+    ours: &[Measured],
+    rounds: Vec<Vec<Measured>>,
+) -> Vec<Compared> {
+    let compared = specs.iter().zip(&scenario.peers).zip(rounds);
+    let compared = compared.map(|((spec, peer), r)| {
+        let ratio = report::median_ratio(ours, &r);
+        (spec.label(), peer.goal, report::median_round(r), ratio)
+    });
+    compared.collect()
+}
+
+/// Measures rgunicorn, its variants (the wheel) and then each peer; each keeps its median round.
+fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a> {
+    let spec = |kind, layout| Spec {
+        kind,
+        app: scenario.app,
+        layout,
+    };
+    let variants = scenario.variants.iter().map(|&k| spec(k, scenario.ours));
+    let peers = scenario.peers.iter().map(|p| spec(p.kind, p.layout));
+    let specs: Vec<Spec> = std::iter::once(spec(Kind::Rgunicorn, scenario.ours))
+        .chain(variants)
+        .chain(peers)
         .collect();
-    let mut results = rounds.into_iter().map(report::median_round);
-    let ours = results.next().expect("rgunicorn was measured");
-    let peers = scenario
-        .peers
-        .iter()
-        .zip(&specs[1..])
-        .zip(results.zip(ratios))
-        .map(|((peer, spec), (measured, ratio))| (spec.label(), peer.goal, measured, ratio))
-        .collect();
+    let first_peer = 1 + scenario.variants.len();
+    let mut rounds = measure_rounds(scenario, &specs, bench).into_iter();
+    let ours = rounds.next().expect("rgunicorn was measured");
+    let variant_rounds: Vec<Vec<Measured>> = rounds.by_ref().take(first_peer - 1).collect();
+    let peer_rounds: Vec<Vec<Measured>> = rounds.collect();
+    let (variant_specs, peer_specs) = specs[1..].split_at(first_peer - 1);
     ScenarioResult {
         scenario,
         ours_label: specs[0].label(),
-        ours,
-        peers,
+        variants: compare_variants(
+            scenario,
+            variant_specs,
+            variant_rounds,
+            peer_rounds.first().map(Vec::as_slice),
+        ),
+        peers: compare_peers(scenario, peer_specs, &ours, peer_rounds),
+        ours: report::median_round(ours),
     }
 }
 
@@ -228,6 +321,7 @@ fn main() {
         bench.paths.venv.display(),
         bench.logs.display()
     );
+    install_wheel(&selected, &bench);
     let load_before = loadavg();
     let results: Vec<ScenarioResult> = selected.iter().map(|s| run_scenario(s, &bench)).collect();
     let django = selected.iter().any(|s| s.app == App::Django);

@@ -1,5 +1,7 @@
 //! The one table the bench prints: a row per server per scenario, the ratio rgunicorn / peer on
-//! each peer's row, the target and whether it was met, and the "TARGETS MET: x/y" line.
+//! each peer's row (a variant of rgunicorn, the wheel, to the target peer on its own row), the
+//! target and whether it was met, and the "TARGETS MET: x/y" line. It never starts or measures a
+//! server: it only renders and judges what was measured.
 
 use std::time::Duration;
 
@@ -51,13 +53,18 @@ pub fn median_ratio(ours: &[Measured], peer: &[Measured]) -> Option<f64> {
     })
 }
 
+/// A server compared with another: (label, goal, result, median ratio of the rounds).
+pub type Compared = (String, Option<Goal>, Measured, Option<f64>);
+
 /// Everything measured in one scenario.
 pub struct ScenarioResult<'a> {
     pub scenario: &'a Scenario,
     pub ours_label: String,
     pub ours: Measured,
-    /// (label, goal, result, median ratio of the rounds) per peer.
-    pub peers: Vec<(String, Option<Goal>, Measured, Option<f64>)>,
+    /// Each variant of rgunicorn (the wheel), compared with the first peer.
+    pub variants: Vec<Compared>,
+    /// Each peer, with rgunicorn compared with it.
+    pub peers: Vec<Compared>,
 }
 
 /// Counts of targets met, and of all targets.
@@ -168,7 +175,7 @@ fn scenario_rows(r: &ScenarioResult, tally: &mut Tally) -> Vec<Vec<String>> {
     if r.scenario.method == Method::Transfer {
         rows.push(rss_row(id, &r.ours_label, &r.ours, tally));
     }
-    for (label, goal, measured, ratio) in &r.peers {
+    for (label, goal, measured, ratio) in r.variants.iter().chain(&r.peers) {
         let mut row = cells(id, label, measured);
         row.extend(judge(*ratio, *goal, tally));
         if let Ok(o) = measured {
@@ -217,10 +224,15 @@ pub fn table(results: &[ScenarioResult]) -> (String, Tally) {
     text.push_str("\n\nscenarios:");
     for r in results {
         text.push_str(&format!("\n  {:<20} {}", r.scenario.id, r.scenario.title));
+        if let Some((peer, ..)) = r.peers.first() {
+            for (label, ..) in &r.variants {
+                text.push_str(&format!("\n  {:<20} {label}: ratio to {peer}", ""));
+            }
+        }
     }
     for r in results {
         let all = std::iter::once((&r.ours_label, &r.ours))
-            .chain(r.peers.iter().map(|(l, _, m, _)| (l, m)));
+            .chain(r.variants.iter().chain(&r.peers).map(|(l, _, m, _)| (l, m)));
         for (label, m) in all {
             if let Err(StartError::Failed(why)) = m {
                 text.push_str(&format!("\n\n{} / {label} FAILED: {why}", r.scenario.id));

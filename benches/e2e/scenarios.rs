@@ -1,5 +1,6 @@
 //! The scenarios of the performance issue (which servers, which app, which load, which target)
-//! and how one server is measured in each of them.
+//! and how one server is measured in each of them. It never judges a result against its target:
+//! report.rs does.
 
 use std::path::PathBuf;
 use std::thread::sleep;
@@ -47,7 +48,17 @@ pub struct Scenario {
     pub path: &'static str,
     pub method: Method,
     pub ours: Layout,
+    /// Other ways of starting rgunicorn (the wheel), measured with `ours` in the same rounds; each
+    /// is compared with the first peer, against that peer's goal.
+    pub variants: Vec<Kind>,
     pub peers: Vec<Peer>,
+}
+
+impl Scenario {
+    fn also(mut self, variants: Vec<Kind>) -> Scenario {
+        self.variants = variants;
+        self
+    }
 }
 
 /// Bound on worker RSS growth across the transfers, in MiB (an absolute target of rgunicorn).
@@ -64,7 +75,7 @@ const fn peer(kind: Kind, layout: Layout, goal: Option<Goal>) -> Peer {
 /// Every scenario, in the issue's order.
 pub fn all() -> Vec<Scenario> {
     use Goal::{AtLeast, AtMost};
-    use Kind::{Bjoern, Granian, Gunicorn, RgunicornObserved, Uwsgi};
+    use Kind::{Bjoern, Granian, Gunicorn, RgunicornObserved, RgunicornWheel, Uwsgi};
     // The issue's "small Django JSON view": /api/status/ (no query). /api/plants/ runs an ORM query
     // on SQLite and is app-bound (about 1.5k calls/s in-process), which hides any server.
     let (tiny, django, plants) = (App::Tiny, App::Django, "/api/status/");
@@ -75,6 +86,7 @@ pub fn all() -> Vec<Scenario> {
         path,
         method,
         ours,
+        variants: Vec::new(),
         peers,
     };
     vec![
@@ -148,7 +160,8 @@ pub fn all() -> Vec<Scenario> {
         ),
         s(
             "django-pss-4",
-            "Django, total PSS after warm-up, 4 workers",
+            "Django, total PSS after warm-up, 4 workers; rgunicorn from the cargo binary and \
+             from the wheel",
             django,
             plants,
             Method::Pss,
@@ -158,7 +171,8 @@ pub fn all() -> Vec<Scenario> {
                 peer(Granian, Layout::sync(4), None),
                 peer(Uwsgi, Layout::sync(4), None),
             ],
-        ),
+        )
+        .also(vec![RgunicornWheel]),
         s(
             "transfer-2",
             "Django, 100 MiB upload + download, 2 workers",

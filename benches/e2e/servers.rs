@@ -1,19 +1,26 @@
-//! The servers under test: how to start rgunicorn and each peer (gunicorn, granian, bjoern, uwsgi)
-//! on loopback with a given app and process layout, wait until it answers, and stop it.
+//! The servers under test: how to start rgunicorn (the cargo binary or the wheel's console script)
+//! and each peer (gunicorn, granian, bjoern, uwsgi) on loopback with a given app and process
+//! layout, wait until it answers, and stop it. It never binds or sends off loopback, and stops only
+//! the processes it started (through procs).
 
 use std::fs::{self, File};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::client;
 use crate::procs;
+use crate::statsd::StatsdSink;
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// The cargo binary (`--virtualenv` the bench venv).
     Rgunicorn,
+    /// The wheel installed in the bench venv: its `rgunicorn` console script, whose master runs in
+    /// the venv's Python.
+    RgunicornWheel,
     /// rgunicorn with metrics, statsd and the JSON access log on (the cost of observing).
     RgunicornObserved,
     Gunicorn,
@@ -81,6 +88,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Rgunicorn => "rgunicorn",
+            Kind::RgunicornWheel => "rgunicorn-wheel",
             Kind::RgunicornObserved => "rgunicorn-observed",
             Kind::Gunicorn => "gunicorn",
             Kind::Granian => "granian",
@@ -89,11 +97,20 @@ impl Kind {
         }
     }
 
+    /// rgunicorn in any form: it binds port 0 and logs the port it got.
+    fn is_rgunicorn(self) -> bool {
+        matches!(
+            self,
+            Kind::Rgunicorn | Kind::RgunicornWheel | Kind::RgunicornObserved
+        )
+    }
+
     /// The executable that must exist for this server to run (the bjoern module is checked by
     /// importing it).
     fn installed(self, paths: &Paths) -> bool {
         match self {
             Kind::Rgunicorn | Kind::RgunicornObserved => paths.rgunicorn.exists(),
+            Kind::RgunicornWheel => paths.venv_bin("rgunicorn").exists(),
             Kind::Bjoern => Command::new(paths.venv_bin("python"))
                 .args(["-c", "import bjoern"])
                 .stderr(Stdio::null())
@@ -120,6 +137,13 @@ impl Spec {
                 )
             }
             Kind::Rgunicorn | Kind::Gunicorn => format!("{} -w {workers}", self.kind.name()),
+            Kind::RgunicornWheel => {
+                let cargo = Spec {
+                    kind: Kind::Rgunicorn,
+                    ..*self
+                };
+                format!("{} (wheel)", cargo.label())
+            }
             Kind::RgunicornObserved => format!(
                 "rgunicorn -k gthread -w {workers} --threads {threads} + metrics, statsd, JSON log"
             ),
@@ -167,19 +191,22 @@ impl Spec {
         let (workers, threads, port) = (workers.to_string(), threads.to_string(), port.to_string());
         let bind = format!("127.0.0.1:{port}");
         let (program, args): (PathBuf, Vec<&str>) = match self.kind {
-            Kind::Rgunicorn | Kind::RgunicornObserved | Kind::Gunicorn => {
+            Kind::Rgunicorn | Kind::RgunicornObserved | Kind::RgunicornWheel | Kind::Gunicorn => {
                 let mut args = vec![module, "--chdir", &dir, "-b", &bind, "-w", &workers];
                 if gthread {
                     args.extend(["-k", "gthread", "--threads", &threads]);
                 }
-                if self.kind == Kind::Gunicorn {
-                    (paths.venv_bin("gunicorn"), args)
-                } else {
-                    args.extend([
-                        "--virtualenv",
-                        paths.venv.to_str().expect("UTF-8 venv path"),
-                    ]);
-                    (paths.rgunicorn.clone(), args)
+                match self.kind {
+                    Kind::Gunicorn => (paths.venv_bin("gunicorn"), args),
+                    // The venv's own Python runs it: --virtualenv has no use there.
+                    Kind::RgunicornWheel => (paths.venv_bin("rgunicorn"), args),
+                    _ => {
+                        args.extend([
+                            "--virtualenv",
+                            paths.venv.to_str().expect("UTF-8 venv path"),
+                        ]);
+                        (paths.rgunicorn.clone(), args)
+                    }
                 }
             }
             Kind::Granian => {
@@ -237,46 +264,6 @@ pub struct Running {
     _statsd: Option<StatsdSink>,
 }
 
-/// A UDP socket on loopback whose datagrams a thread reads and drops, until it is dropped.
-pub struct StatsdSink {
-    socket: std::sync::Arc<UdpSocket>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl StatsdSink {
-    fn start() -> Result<StatsdSink, String> {
-        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("statsd sink: {e}"))?;
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(|e| e.to_string())?;
-        let sink = StatsdSink {
-            socket: std::sync::Arc::new(socket),
-            stop: std::sync::Arc::default(),
-        };
-        let (socket, stop) = (sink.socket.clone(), sink.stop.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = socket.recv(&mut buf);
-            }
-        });
-        Ok(sink)
-    }
-
-    fn address(&self) -> String {
-        self.socket
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for StatsdSink {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 impl Running {
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid fits in i32")
@@ -315,7 +302,8 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-fn log_tail(log: &Path) -> String {
+/// The last lines of a log, to show why something failed.
+pub fn log_tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
@@ -342,7 +330,7 @@ pub fn start(
     if !spec.kind.installed(paths) {
         return Err(StartError::NotInstalled);
     }
-    let ours = matches!(spec.kind, Kind::Rgunicorn | Kind::RgunicornObserved);
+    let ours = spec.kind.is_rgunicorn();
     let port = if ours {
         0
     } else {
