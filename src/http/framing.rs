@@ -44,10 +44,7 @@ fn check_host(version: Version, fields: &Fields, permit_missing: bool) -> Result
             "HTTP/1.1 request without Host".into(),
         )),
         None | Some([]) => Ok(()),
-        Some(value) => match std::str::from_utf8(value)
-            .ok()
-            .and_then(|host| valid_host_port(host, false))
-        {
+        Some(value) => match valid_host_port(value, false) {
             Some(()) => Ok(()),
             None => Err(ParseError::InvalidHeader(format!("Host {}", show(value)))),
         },

@@ -46,6 +46,7 @@ fn http11_needs_one_valid_host() {
     assert_eq!(strict_error(absolute).status(), 400);
     for bad in [
         "a b", "x y", ":80", "a:", "a:99999", "a:8o", "a/b", "[::1", "[x]:1", "a@b", "\"a\"",
+        "a:65536", "a%4", "a%g1", "\u{e9}", "[::1]:", "[::1]x",
     ] {
         let bytes = with_host(bad);
         assert!(
@@ -64,6 +65,8 @@ fn http11_needs_one_valid_host() {
         "[::1]",
         "[2001:db8::1]:443",
         "x%41-._~!$&'()*+,;=",
+        "a:65535",
+        "a%4f",
     ] {
         let bytes = with_host(good);
         let parsed = parse_head(bytes.as_bytes(), &STRICT, ProxyPolicy::Off);

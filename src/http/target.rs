@@ -69,16 +69,16 @@ fn absolute_form(text: &str) -> Option<Target<'_>> {
     let (authority, rest) = rest.split_at(end);
     // RFC 9110 §4.2.4 deprecates userinfo; it must not leak into the host we report.
     let host_port = match authority.rsplit_once('@') {
-        Some((userinfo, host_port)) => uri_chars(userinfo, b":").then_some(host_port)?,
+        Some((userinfo, host_port)) => uri_chars(userinfo.as_bytes(), b":").then_some(host_port)?,
         None => authority,
     };
-    valid_host_port(host_port, false)?;
+    valid_host_port(host_port.as_bytes(), false)?;
     Some(split_rest(rest, Some(host_port)))
 }
 
 /// `uri-host ":" port`, the only form CONNECT may use (RFC 9112 §3.2.3).
 fn authority_form(text: &str) -> Option<Target<'_>> {
-    valid_host_port(text, true)?;
+    valid_host_port(text.as_bytes(), true)?;
     Some(Target {
         path: "",
         query: "",
@@ -89,22 +89,23 @@ fn authority_form(text: &str) -> Option<Target<'_>> {
 
 /// `host [ ":" port ]` with a non-empty host (RFC 9110 §4.2.1 rejects an empty one): the authority
 /// of an absolute-form target and the Host field alike.
-pub(crate) fn valid_host_port(text: &str, port_required: bool) -> Option<()> {
-    let (host, port) = match text.strip_prefix('[') {
+pub(crate) fn valid_host_port(text: &[u8], port_required: bool) -> Option<()> {
+    let (host, port) = match text.strip_prefix(b"[") {
         Some(literal) => {
-            let (address, after) = literal.split_once(']')?;
+            let close = literal.iter().position(|&b| b == b']')?;
+            let address = std::str::from_utf8(&literal[..close]).ok()?;
             address.parse::<Ipv6Addr>().ok()?;
-            match after {
-                "" => (text, None),
-                _ => (text, Some(after.strip_prefix(':')?)),
+            match &literal[close + 1..] {
+                [] => (None, None),
+                after => (None, Some(after.strip_prefix(b":")?)),
             }
         }
-        None => match text.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
+        None => match text.iter().position(|&b| b == b':') {
+            Some(colon) => (Some(&text[..colon]), Some(&text[colon + 1..])),
+            None => (Some(text), None),
         },
     };
-    let host_ok = host.starts_with('[') || (!host.is_empty() && uri_chars(host, b""));
+    let host_ok = host.is_none_or(|host| !host.is_empty() && uri_chars(host, b""));
     let port_ok = match port {
         Some(port) => valid_port(port),
         None => !port_required,
@@ -112,19 +113,42 @@ pub(crate) fn valid_host_port(text: &str, port_required: bool) -> Option<()> {
     (host_ok && port_ok).then_some(())
 }
 
-fn valid_port(port: &str) -> bool {
-    (1..=5).contains(&port.len())
-        && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u16>().is_ok()
+fn valid_port(port: &[u8]) -> bool {
+    let digits = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+    digits && port.iter().fold(0u32, |n, &b| n * 10 + u32::from(b - b'0')) <= 65535
 }
 
+/// RFC 3986's unreserved and sub-delims: the bytes a reg-name holds as they are. A table, since
+/// the Host of every request goes through it.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Unreserved, sub-delims and pct-encoded bytes (RFC 3986 reg-name), plus those in `also`.
-fn uri_chars(text: &str, also: &[u8]) -> bool {
-    let bytes = text.as_bytes();
-    bytes.iter().enumerate().all(|(i, &b)| match b {
-        b'%' => bytes
-            .get(i + 1..i + 3)
-            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)),
-        _ => b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) || also.contains(&b),
-    })
+fn uri_chars(bytes: &[u8], also: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let [b, after @ ..] = rest {
+        rest = after;
+        if REG_NAME[usize::from(*b)] || (*b != b'%' && also.contains(b)) {
+            continue;
+        }
+        match after {
+            [h, l, ..] if *b == b'%' && h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {}
+            _ => return false,
+        }
+    }
+    true
 }
