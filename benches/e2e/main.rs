@@ -267,7 +267,7 @@ fn run_scenario<'a>(scenario: &'a Scenario, bench: &Bench) -> ScenarioResult<'a>
     };
     let variants = scenario.variants.iter().map(|&k| spec(k, scenario.ours));
     let peers = scenario.peers.iter().map(|p| spec(p.kind, p.layout));
-    let specs: Vec<Spec> = std::iter::once(spec(Kind::Rgunicorn, scenario.ours))
+    let specs: Vec<Spec> = std::iter::once(spec(scenario.ours_kind, scenario.ours))
         .chain(variants)
         .chain(peers)
         .collect();

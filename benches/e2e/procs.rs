@@ -1,5 +1,5 @@
 //! The process tree of a server the bench started: finding its descendants in /proc, reading their
-//! memory (Pss, VmRSS), and stopping exactly those processes (TERM, then KILL after a grace time).
+//! memory (Pss, VmRSS) and CPU time, pinning it apart from the load generator, and stopping exactly those processes (TERM, then KILL after a grace time).
 
 use std::collections::HashMap;
 use std::fs;
@@ -7,6 +7,7 @@ use std::process::Child;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -99,6 +100,70 @@ pub fn tree_pss_mib(root: i32) -> (f64, usize) {
     pids.extend(descendants(root).iter().map(|p| p.pid));
     let kib: u64 = pids.iter().filter_map(|&pid| pss_kib(pid)).sum();
     (kib as f64 / 1024.0, pids.len())
+}
+
+/// CPU time `root` and its descendants have used so far, in ns: every thread's run time from
+/// /proc/PID/task/TID/schedstat, finer than the clock ticks of /proc/PID/stat. A thread that ends
+/// between two readings takes its time with it; the servers measured keep theirs for the run.
+pub fn tree_cpu_ns(root: i32) -> u64 {
+    let mut pids = vec![root];
+    pids.extend(descendants(root).iter().map(|p| p.pid));
+    pids.iter().map(|&pid| process_cpu_ns(pid)).sum()
+}
+
+fn process_cpu_ns(pid: i32) -> u64 {
+    let run_ns = |task: i32| {
+        let text = fs::read_to_string(format!("/proc/{pid}/task/{task}/schedstat")).ok()?;
+        text.split_whitespace().next()?.parse::<u64>().ok()
+    };
+    tasks(pid).into_iter().filter_map(run_ns).sum()
+}
+
+/// While it lives, the server's threads run on the last CPU and this process and what it starts
+/// (wrk) on the others: the server's CPU time per request is then not shared out by where the
+/// scheduler happens to put wrk. Does nothing on a single CPU.
+pub struct Pinned {
+    before: Option<CpuSet>,
+}
+
+impl Pinned {
+    pub fn split(server: i32) -> Pinned {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let (Ok(before), true) = (sched_getaffinity(Pid::from_raw(0)), cpus > 1) else {
+            return Pinned { before: None };
+        };
+        let (mut server_cpu, mut others) = (CpuSet::new(), CpuSet::new());
+        let _ = server_cpu.set(cpus - 1);
+        for cpu in 0..cpus - 1 {
+            let _ = others.set(cpu);
+        }
+        let mut pids = vec![server];
+        pids.extend(descendants(server).iter().map(|p| p.pid));
+        for task in pids.iter().flat_map(|&pid| tasks(pid)) {
+            let _ = sched_setaffinity(Pid::from_raw(task), &server_cpu);
+        }
+        let _ = sched_setaffinity(Pid::from_raw(0), &others);
+        Pinned {
+            before: Some(before),
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            let _ = sched_setaffinity(Pid::from_raw(0), before);
+        }
+    }
+}
+
+/// The thread ids of process `pid`.
+fn tasks(pid: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let tid = |e: fs::DirEntry| e.file_name().to_str()?.parse().ok();
+    entries.flatten().filter_map(tid).collect()
 }
 
 fn signal(p: &Proc, sig: Signal) {

@@ -75,10 +75,11 @@ pub struct Tally {
     pub unmeasured: usize,
 }
 
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 11] = [
     "scenario",
     "server",
     "req/s",
+    "CPU/req",
     "p50",
     "p99",
     "errors",
@@ -99,18 +100,25 @@ fn why(e: &StartError) -> String {
     }
 }
 
-/// The first seven cells of a server's row.
+/// The first eight cells of a server's row.
 fn cells(scenario: &str, label: &str, m: &Measured) -> Vec<String> {
     let mut row = vec![scenario.to_string(), label.to_string()];
     match m {
         Ok(o) => row.extend([
             o.req_per_sec.map_or("-".into(), |r| format!("{r:.0}")),
+            o.cpu_us_per_req
+                .map_or("-".into(), |us| format!("{us:.2}us")),
             ms(o.p50),
             ms(o.p99),
             o.errors.to_string(),
             o.shown.clone(),
         ]),
-        Err(e) => row.extend(["-".into(), "-".into(), "-".into(), "-".into(), why(e)]),
+        Err(e) => row.extend(
+            ["-", "-", "-", "-", "-"]
+                .map(String::from)
+                .into_iter()
+                .chain([why(e)]),
+        ),
     }
     row
 }
@@ -156,7 +164,7 @@ fn rss_row(id: &str, label: &str, ours: &Measured, tally: &mut Tally) -> Vec<Str
     let met = growth.map_or("not measured".into(), |g| yes_no(g < RSS_GROWTH_LIMIT_MIB));
     let shown = growth.map_or("-".into(), |g| format!("worker RSS growth {g:.1} MiB"));
     let mut row = vec![id.to_string(), label.to_string()];
-    row.extend(["-", "-", "-", "-"].map(String::from));
+    row.extend(["-", "-", "-", "-", "-"].map(String::from));
     row.extend([
         shown,
         "-".into(),
@@ -180,7 +188,7 @@ fn scenario_rows(r: &ScenarioResult, tally: &mut Tally) -> Vec<Vec<String>> {
         row.extend(judge(*ratio, *goal, tally));
         if let Ok(o) = measured {
             if let Some(g) = o.rss_growth_mib {
-                row[6] = format!("{}; RSS +{g:.1} MiB", row[6]);
+                row[7] = format!("{}; RSS +{g:.1} MiB", row[7]);
             }
         }
         rows.push(row);

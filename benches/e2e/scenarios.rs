@@ -19,6 +19,10 @@ pub enum Method {
     KeepAlive,
     /// wrk with `Connection: close` (a new connection per request); compares req/s.
     Close,
+    /// wrk on keep-alive connections, the server pinned to one CPU and wrk to the others; compares
+    /// the CPU time per request of the server's processes (what observing costs: with wrk on the
+    /// same cores, req/s also measures wrk and where the scheduler puts it).
+    Cost,
     /// Total Pss of the master and all its descendants after warm-up; compares MiB.
     Pss,
     /// 100 MiB uploads and downloads; compares MiB/s (and checks worker RSS growth).
@@ -48,6 +52,8 @@ pub struct Scenario {
     pub path: &'static str,
     pub method: Method,
     pub ours: Layout,
+    /// How rgunicorn is started for the first row (the cargo binary, unless a scenario says).
+    pub ours_kind: Kind,
     /// Other ways of starting rgunicorn (the wheel), measured with `ours` in the same rounds; each
     /// is compared with the first peer, against that peer's goal.
     pub variants: Vec<Kind>,
@@ -57,6 +63,11 @@ pub struct Scenario {
 impl Scenario {
     fn also(mut self, variants: Vec<Kind>) -> Scenario {
         self.variants = variants;
+        self
+    }
+
+    fn started_as(mut self, kind: Kind) -> Scenario {
+        self.ours_kind = kind;
         self
     }
 }
@@ -75,7 +86,7 @@ const fn peer(kind: Kind, layout: Layout, goal: Option<Goal>) -> Peer {
 /// Every scenario, in the order.
 pub fn all() -> Vec<Scenario> {
     use Goal::{AtLeast, AtMost};
-    use Kind::{Bjoern, Granian, Gunicorn, RgunicornObserved, RgunicornWheel, Uwsgi};
+    use Kind::{Bjoern, Granian, Gunicorn, Rgunicorn, RgunicornObserved, RgunicornWheel, Uwsgi};
     // The "small Django JSON view": /api/status/ (no query). /api/plants/ runs an ORM query
     // on SQLite and is app-bound (about 1.5k calls/s in-process), which hides any server.
     let (tiny, django, plants) = (App::Tiny, App::Django, "/api/status/");
@@ -86,6 +97,7 @@ pub fn all() -> Vec<Scenario> {
         path,
         method,
         ours,
+        ours_kind: Kind::Rgunicorn,
         variants: Vec::new(),
         peers,
     };
@@ -104,18 +116,15 @@ pub fn all() -> Vec<Scenario> {
         ),
         s(
             "tiny-observed-1",
-            "tiny app, keep-alive, 1 x 1: metrics + statsd + JSON access log on vs off",
+            "tiny app, keep-alive, 1 x 1: CPU per request with metrics + statsd + JSON access log on vs off",
             tiny,
             "/",
-            Method::KeepAlive,
+            Method::Cost,
             Layout::gthread(1, 1),
-            // The ratio is off / on: what observing costs, at most 3 %.
-            vec![peer(
-                RgunicornObserved,
-                Layout::gthread(1, 1),
-                Some(AtMost(1.03)),
-            )],
-        ),
+            // The ratio is on / off: what observing costs, at most 3 %.
+            vec![peer(Rgunicorn, Layout::gthread(1, 1), Some(AtMost(1.03)))],
+        )
+        .started_as(RgunicornObserved),
         s(
             "tiny-keepalive-2",
             "tiny app, keep-alive, 2 processes",
@@ -218,6 +227,8 @@ pub struct Bench {
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub req_per_sec: Option<f64>,
+    /// CPU time of the server's processes (all threads) per request of the measured run.
+    pub cpu_us_per_req: Option<f64>,
     pub p50: Option<Duration>,
     pub p99: Option<Duration>,
     pub errors: u64,
@@ -234,7 +245,7 @@ pub fn measure(scenario: &Scenario, spec: &Spec, bench: &Bench) -> Result<Outcom
         .join(format!("{}-{}.log", scenario.id, spec.kind.name()));
     let server = servers::start(spec, &bench.paths, &bench.env, log, scenario.path)?;
     let outcome = match scenario.method {
-        Method::KeepAlive | Method::Close => by_wrk(scenario, &server, bench),
+        Method::KeepAlive | Method::Close | Method::Cost => by_wrk(scenario, &server, bench),
         Method::Pss => by_pss(scenario, spec, &server, bench),
         Method::Transfer => by_transfer(&server, bench),
         Method::Mixed => by_mixed(scenario, &server, bench),
@@ -248,20 +259,30 @@ fn wrk_load(scenario: &Scenario, server: &Running, duration: Duration) -> Load {
         url: server.url(scenario.path),
         connections: WRK_CONNECTIONS,
         duration,
-        close: scenario.method != Method::KeepAlive,
+        close: !matches!(scenario.method, Method::KeepAlive | Method::Cost),
     }
 }
 
 fn by_wrk(scenario: &Scenario, server: &Running, bench: &Bench) -> Result<Outcome, String> {
+    let _pinned = (scenario.method == Method::Cost).then(|| procs::Pinned::split(server.pid()));
     wrk::run(&wrk_load(scenario, server, bench.timing.warmup))?;
+    let cpu_before = procs::tree_cpu_ns(server.pid());
     let r = wrk::run(&wrk_load(scenario, server, bench.timing.duration))?;
+    let cpu_ns = procs::tree_cpu_ns(server.pid()).saturating_sub(cpu_before);
+    let cpu_us = (r.requests > 0).then(|| cpu_ns as f64 / 1e3 / r.requests as f64);
+    let (value, shown) = match (scenario.method, cpu_us) {
+        (Method::Cost, Some(us)) => (us, format!("{us:.2} us CPU/req")),
+        (Method::Cost, None) => return Err("wrk completed no request".into()),
+        _ => (r.req_per_sec, format!("{:.0} req/s", r.req_per_sec)),
+    };
     Ok(Outcome {
         req_per_sec: Some(r.req_per_sec),
+        cpu_us_per_req: cpu_us,
         p50: Some(r.p50),
         p99: Some(r.p99),
         errors: r.errors(),
-        value: r.req_per_sec,
-        shown: format!("{:.0} req/s", r.req_per_sec),
+        value,
+        shown,
         rss_growth_mib: None,
     })
 }
@@ -329,6 +350,7 @@ fn by_mixed(scenario: &Scenario, server: &Running, bench: &Bench) -> Result<Outc
         p50: Some(mixed::quantile(&mut r.fast, 0.50)),
         p99: Some(p99),
         errors: r.errors,
+        cpu_us_per_req: None,
         value: p99.as_secs_f64() * 1e3,
         shown: format!(
             "fast p99 {:.1} ms (slow p99 {:.0} ms)",

@@ -201,6 +201,15 @@ pub fn monotonic_ms() -> u64 {
     }
 }
 
+/// Nanoseconds on CLOCK_MONOTONIC, for a request's duration: a pair of these costs less than an
+/// `Instant` and its `elapsed` (no Timespec arithmetic), and it runs twice per observed request.
+pub fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(now) => (now.tv_sec() as u64) * 1_000_000_000 + now.tv_nsec() as u64,
+        Err(_) => 0,
+    }
+}
+
 /// Words of memory shared between the master and every worker forked after it was made.
 pub struct SharedWords {
     ptr: NonNull<AtomicU64>,

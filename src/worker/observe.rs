@@ -6,14 +6,14 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::config::Settings;
 use crate::heartbeat::Heartbeats;
 use crate::http::{Exchange, Finished, Handler, Peer};
 use crate::logging::{AccessLog, AccessRecord};
 use crate::metrics::Lane;
-use crate::process::monotonic_ms;
+use crate::process::{monotonic_ms, monotonic_ns};
 use crate::statsd;
 
 thread_local! {
@@ -179,11 +179,12 @@ impl<H: Handler> Handler for Observed<H> {
             record.end(monotonic_ms());
             return finished;
         };
-        let started = Instant::now();
+        let started = monotonic_ns();
         let peer = exchange.peer.clone();
         let finished = self.inner.handle(exchange);
         record.end(monotonic_ms());
-        sinks.report(&finished, &peer, started.elapsed());
+        let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(started));
+        sinks.report(&finished, &peer, elapsed);
         finished
     }
 }
