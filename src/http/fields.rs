@@ -54,22 +54,24 @@ pub(crate) fn next_line(buf: &[u8], max: usize) -> Line<'_> {
 }
 
 /// tchar of RFC 9110 §5.6.2, as a table: every byte of every field name goes through it.
-const TCHAR: [bool; 256] = {
+const TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
+
+/// A table of the bytes that are ASCII letters or digits, or among `extra`, for the checks that
+/// run on every byte of a request head.
+pub(crate) const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let byte = b as u8;
-        table[b] = byte.is_ascii_alphanumeric();
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
-    let symbols = b"!#$%&'*+-.^_`|~";
     let mut i = 0;
-    while i < symbols.len() {
-        table[symbols[i] as usize] = true;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
         i += 1;
     }
     table
-};
+}
 
 pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]

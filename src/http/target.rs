@@ -1,5 +1,6 @@
 //! The request-target of RFC 9112 §3.2 in its four forms, split into path, query and fragment
 //! the way gunicorn's urlsplit does. Validates syntax only; it never decodes percent-escapes.
+use super::fields::alphanumeric_and;
 use super::request::{show, ParseError};
 use std::net::Ipv6Addr;
 
@@ -120,22 +121,7 @@ fn valid_port(port: &[u8]) -> bool {
 
 /// RFC 3986's unreserved and sub-delims: the bytes a reg-name holds as they are. A table, since
 /// the Host of every request goes through it.
-const REG_NAME: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric();
-        b += 1;
-    }
-    let extra = b"-._~!$&'()*+,;=";
-    let mut i = 0;
-    while i < extra.len() {
-        table[extra[i] as usize] = true;
-        i += 1;
-    }
-    table
-};
+const REG_NAME: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=");
 
 /// Unreserved, sub-delims and pct-encoded bytes (RFC 3986 reg-name), plus those in `also`.
 fn uri_chars(bytes: &[u8], also: &[u8]) -> bool {
