@@ -1,5 +1,5 @@
-//! A worker process, from just after fork to exit: Python and the app, the tokio reactor, the
-//! request threads, the heartbeat and the worker's own signals. Returns an exit code; never forks
+//! A worker process, from just after fork to exit: Python and the app, its hooks, the request
+//! threads, and the reactor thread with its duties (reactor.rs). Returns an exit code; never forks
 //! and never touches other workers.
 mod hooks;
 pub mod link;
