@@ -300,12 +300,7 @@ fn main() {
     if !wrk::available() {
         die("wrk is not installed: run scripts/bench-setup");
     }
-    let selected: Vec<Scenario> = scenarios::all()
-        .into_iter()
-        .filter(|s| {
-            opts.filters.is_empty() || opts.filters.iter().any(|f| s.id.contains(f.as_str()))
-        })
-        .collect();
+    let selected = select(&opts.filters);
     let timing = timing(opts.quick);
     let bench = prepare(
         paths(),
@@ -325,8 +320,19 @@ fn main() {
     let load_before = loadavg();
     let results: Vec<ScenarioResult> = selected.iter().map(|s| run_scenario(s, &bench)).collect();
     let django = selected.iter().any(|s| s.app == App::Django);
-    let baseline = baseline::report(&bench, django);
-    let (table, tally) = report::table(&results);
+    print_report(&results, &bench, django, &load_before);
+}
+
+/// The scenarios whose id contains one of `filters` (all of them without filters).
+fn select(filters: &[String]) -> Vec<Scenario> {
+    let wanted = |s: &Scenario| filters.is_empty() || filters.iter().any(|f| s.id.contains(f));
+    scenarios::all().into_iter().filter(wanted).collect()
+}
+
+/// The table, the no-server baseline, the machine's load and the tally of targets met.
+fn print_report(results: &[ScenarioResult], bench: &Bench, django: bool, load_before: &str) {
+    let baseline = baseline::report(bench, django);
+    let (table, tally) = report::table(results);
     println!("\n{table}\n\n{baseline}\n");
     println!(
         "machine: {} CPUs; load average (1/5/15 min) {load_before} at start, {} at end",

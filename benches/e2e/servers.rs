@@ -336,8 +336,34 @@ pub fn start(
     } else {
         free_port().map_err(StartError::Failed)?
     };
+    let (child, statsd) = spawn(spec, paths, env, &log, port)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut running = Running {
+        child,
+        addr,
+        log,
+        _statsd: statsd,
+    };
+    wait_ready(&mut running, ours, probe_path).map_err(|why| {
+        StartError::Failed(format!(
+            "{why}; log {}:\n{}",
+            running.log.display(),
+            log_tail(&running.log)
+        ))
+    })?;
+    Ok(running)
+}
+
+/// Spawns `spec`'s command with its output in `log`; an observed rgunicorn gets a statsd sink.
+fn spawn(
+    spec: &Spec,
+    paths: &Paths,
+    env: &[(String, String)],
+    log: &Path,
+    port: u16,
+) -> Result<(Child, Option<StatsdSink>), StartError> {
     let out =
-        File::create(&log).map_err(|e| StartError::Failed(format!("{}: {e}", log.display())))?;
+        File::create(log).map_err(|e| StartError::Failed(format!("{}: {e}", log.display())))?;
     let err = out
         .try_clone()
         .map_err(|e| StartError::Failed(e.to_string()))?;
@@ -358,21 +384,7 @@ pub fn start(
         .stderr(err)
         .spawn()
         .map_err(|e| StartError::Failed(format!("cannot start {}: {e}", spec.label())))?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut running = Running {
-        child,
-        addr,
-        log,
-        _statsd: statsd,
-    };
-    wait_ready(&mut running, ours, probe_path).map_err(|why| {
-        StartError::Failed(format!(
-            "{why}; log {}:\n{}",
-            running.log.display(),
-            log_tail(&running.log)
-        ))
-    })?;
-    Ok(running)
+    Ok((child, statsd))
 }
 
 fn wait_ready(running: &mut Running, port_from_log: bool, probe_path: &str) -> Result<(), String> {
