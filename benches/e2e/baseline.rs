@@ -1,5 +1,5 @@
 //! The no-server baseline: the same apps called in a loop inside one Python process (one core),
-//! to show how much of a request's cost is the app's own.
+//! to show how much of a request's cost is the app's own. It never starts a server.
 
 use std::process::Command;
 use std::time::Duration;

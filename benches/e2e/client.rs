@@ -1,5 +1,6 @@
 //! A minimal blocking HTTP/1.1 keep-alive client for the bench's own needs: readiness probes and
-//! the mixed-latency load (where each request's latency must be kept apart by path).
+//! the mixed-latency load (where each request's latency must be kept apart by path). It never
+//! pipelines: one request at a time on a connection.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

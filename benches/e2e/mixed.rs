@@ -1,6 +1,7 @@
 //! The mixed-latency load: a fixed number of keep-alive connections, each sending one slow request
 //! (100 ms) out of every ten and fast ones otherwise, with latencies kept apart by kind, so that the
-//! p99 of the fast requests shows how long they wait behind slow ones.
+//! p99 of the fast requests shows how long they wait behind slow ones. It never judges the result
+//! against a target: report.rs does.
 
 use std::net::SocketAddr;
 use std::thread;

@@ -1,5 +1,7 @@
 //! The process tree of a server the bench started: finding its descendants in /proc, reading their
-//! memory (Pss, VmRSS) and CPU time, pinning it apart from the load generator, and stopping exactly those processes (TERM, then KILL after a grace time).
+//! memory (Pss, VmRSS) and CPU time, pinning it apart from the load generator, and stopping exactly
+//! those processes (TERM, then KILL after a grace time). It never signals a process it did not
+//! find below the server's master.
 
 use std::collections::HashMap;
 use std::fs;

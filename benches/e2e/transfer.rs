@@ -1,6 +1,7 @@
 //! The large-body scenario: 100 MiB uploads (POST /upload/, hashed by the app) and 100 MiB
 //! downloads (GET /download/, a FileResponse) with curl, giving MiB/s and the growth of each
-//! worker's VmRSS across the transfers.
+//! worker's VmRSS across the transfers. It never judges the result against a target: report.rs
+//! does.
 
 use std::collections::HashMap;
 use std::fs::{self, File};

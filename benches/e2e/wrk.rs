@@ -1,5 +1,6 @@
 //! Driving wrk (the load generator) and reading its `--latency` report: requests/s, p50, p99,
-//! socket errors and non-2xx/3xx responses.
+//! socket errors and non-2xx/3xx responses. It never judges the result against a target: report.rs
+//! does.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
