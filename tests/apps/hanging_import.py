@@ -1,14 +1,12 @@
-"""A WSGI module whose import never ends while the file named by RGT_HANG_FLAG exists: the
-zygote importing it must be killed once `timeout` passed, and a new one tried after the flag
-goes."""
+"""A WSGI module whose import never ends when the file named by RGT_HANG_FLAG exists as it
+starts: the zygote importing it must be killed once `timeout` passed, and the next one, started
+after the flag goes, imports it at once."""
 import os
-import time
+import threading
 
 _FLAG = os.environ.get("RGT_HANG_FLAG", "")
-for _ in range(100_000):
-    if not _FLAG or not os.path.exists(_FLAG):
-        break
-    time.sleep(0.01)
+if _FLAG and os.path.exists(_FLAG):
+    threading.Event().wait()
 
 
 def application(environ, start_response):

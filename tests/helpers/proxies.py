@@ -17,6 +17,7 @@ import threading
 import time
 
 from helpers.http import parse_responses
+from helpers.server import wait_until
 
 START_TIMEOUT = 15.0
 # How long each proxy waits for a client's head or body: a request cut short is answered (408 or
@@ -265,16 +266,20 @@ class Proxy:
         raise AssertionError(f"{self.name} did not start: {self.output()[-2000:]}")
 
     def _wait_listening(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        """Whether the proxy listens before START_TIMEOUT; False when it exited (the port was
+        taken, say) or never came up."""
+        def up_or_exited():
             if self.proc.poll() is not None:
-                return False
+                return "exited"
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
+                return "up"
             except OSError:
-                time.sleep(0.05)
-        return False
+                return None
+        try:
+            return wait_until(up_or_exited, START_TIMEOUT, message=f"{self.name} listening") == "up"
+        except AssertionError:
+            return False
 
     def output(self):
         return (self.tmp / f"{self.name}.out").read_text(errors="replace")
