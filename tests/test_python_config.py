@@ -190,6 +190,27 @@ def post_request(worker, req, environ, resp):
         ("/status?code=204", "204 No Content", 204, "code=204")
 
 
+def test_request_hooks_share_one_req_and_see_headers_as_sent(start_server, py_config, tmp_path):
+    """As in gunicorn, pre_request and post_request get the same req (what one sets, the other
+    reads), resp.headers holds the app's latin-1 values as it gave them, and a hook's
+    log.critical is logged as CRITICAL."""
+    log = tmp_path / "hooks.jsonl"
+    path = py_config(HOOK_RECORDER + """
+def pre_request(worker, req):
+    req.seen_by_pre = req.path
+def post_request(worker, req, environ, resp):
+    _record("post", seen=getattr(req, "seen_by_pre", None), headers=dict(resp.headers))
+    worker.log.critical("post_request saw %s", req.path)
+""")
+    srv = start_server("basic", "-c", path, env={"HOOK_LOG": str(log)})
+    assert srv.get("/latin1").status == 200
+    wait_until(lambda: records(log), 10, message="post_request")
+    (record,) = records(log)
+    assert record["seen"] == "/latin1"
+    assert record["headers"]["X-Latin"] == "caf\xe9"
+    srv.wait_for_log(r"\[CRITICAL\] post_request saw /latin1")
+
+
 def test_a_master_with_python_never_imports_the_app(start_server, py_config, tmp_path):
     """With a Python config (and from the wheel) the master has an interpreter; the app is still
     imported only by the zygote of each generation, so a HUP loads it afresh."""

@@ -7,7 +7,7 @@ use pyo3::types::{PyList, PyTuple};
 
 use super::app::format_error;
 use super::environ::{EnvironError, EnvironTemplate};
-use super::hooks::RequestHooks;
+use super::hooks::{self, RequestHooks};
 use super::send::{send_result, SendError};
 use super::spares;
 use super::start_response::{lock, RequestState, SharedRequest, StartResponse};
@@ -139,18 +139,31 @@ impl WsgiHandler {
         hooks: &RequestHooks,
     ) {
         let (head, state) = (request.head, request.state);
+        let req = match hooks::request(py, head) {
+            Ok(req) => req,
+            Err(error) => return self.app_failed(py, head, state, error),
+        };
         let mut environ = None;
-        match hooks.pre(py, head) {
+        match hooks.pre(py, &req) {
             Ok(()) => self.call_app(py, request, callables, Some(&mut environ)),
             Err(error) => self.app_failed(py, head, state, error),
         }
-        let (status, headers) = {
+        if !hooks.has_post() {
+            return;
+        }
+        let (code, status, headers) = {
             let response = lock(state);
             let block = response.writer.headers();
             let status = block.map(|b| b.status_line()).unwrap_or_default();
-            (status, block.map(|b| b.pairs()).unwrap_or_default())
+            let headers = block.map(|b| b.pairs()).unwrap_or_default();
+            (response.writer.status(), status, headers)
         };
-        hooks.post(py, head, environ, &status, &headers);
+        let sent = hooks::Sent {
+            code,
+            status: &status,
+            headers: &headers,
+        };
+        hooks.post(py, &req, environ, &sent);
     }
 
     /// Calls the app and sends what it returns; the callables come back to `run` once the app

@@ -158,6 +158,7 @@ fn emit(level: &str, message: &str) {
         "debug" => tracing::debug!("{message}"),
         "info" => tracing::info!("{message}"),
         "warning" => tracing::warn!("{message}"),
+        "critical" => tracing::error!(target: crate::logging::CRITICAL, "{message}"),
         _ => tracing::error!("{message}"),
     }
 }
@@ -251,42 +252,29 @@ pub fn request<'py>(py: Python<'py>, head: &RequestHead) -> PyResult<Bound<'py, 
         crate::http::Version::Http11 => (1, 1),
     };
     attrs.set_item("version", version)?;
-    attrs.set_item(
-        "headers",
-        latin1_pairs(
-            py,
-            head.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
-        )?,
-    )?;
+    let headers = head
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), super::environ::latin1(py, value)));
+    attrs.set_item("headers", PyList::new(py, headers)?)?;
     facade(py, "req", attrs)
 }
 
-/// gunicorn's Response as post_request sees it: the status line the app gave, and its headers.
-pub fn response<'py>(
-    py: Python<'py>,
-    status: &str,
-    headers: &[(String, String)],
-) -> PyResult<Bound<'py, PyAny>> {
-    let attrs = PyDict::new(py);
-    let code: u16 = status
-        .split(' ')
-        .next()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    attrs.set_item("status", status)?;
-    attrs.set_item("status_code", code)?;
-    let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
-    attrs.set_item("headers", latin1_pairs(py, pairs)?)?;
-    facade(py, "resp", attrs)
+/// What the app answered, as post_request sees it: its status (code and line) and the headers
+/// that went out, latin-1 text as the app gave them.
+pub struct Sent<'a> {
+    pub code: u16,
+    pub status: &'a str,
+    pub headers: &'a [(String, String)],
 }
 
-fn latin1_pairs<'a, 'py>(
-    py: Python<'py>,
-    pairs: impl Iterator<Item = (&'a str, &'a [u8])>,
-) -> PyResult<Bound<'py, PyList>> {
-    let latin1 = |bytes: &[u8]| bytes.iter().map(|&b| b as char).collect::<String>();
-    let items = pairs.map(|(name, value)| (name.to_owned(), latin1(value)));
-    PyList::new(py, items.collect::<Vec<_>>())
+/// gunicorn's Response as post_request sees it.
+fn response<'py>(py: Python<'py>, sent: &Sent<'_>) -> PyResult<Bound<'py, PyAny>> {
+    let attrs = PyDict::new(py);
+    attrs.set_item("status", sent.status)?;
+    attrs.set_item("status_code", sent.code)?;
+    attrs.set_item("headers", PyList::new(py, sent.headers)?)?;
+    facade(py, "resp", attrs)
 }
 
 /// pre_request and post_request, held by a worker's request handler (None when neither is
@@ -312,36 +300,32 @@ pub fn for_requests(worker: &WorkerView<'_>) -> Option<RequestHooks> {
 }
 
 impl RequestHooks {
-    /// pre_request(worker, req): an exception fails the request (gunicorn answers 500).
-    pub(super) fn pre(&self, py: Python<'_>, head: &RequestHead) -> PyResult<()> {
+    /// pre_request(worker, req): an exception fails the request (gunicorn answers 500). `req`
+    /// is the one post_request gets too, as in gunicorn.
+    pub(super) fn pre(&self, py: Python<'_>, req: &Bound<'_, PyAny>) -> PyResult<()> {
         let Some(pre) = &self.pre else {
             return Ok(());
         };
-        pre.call1(py, (self.worker.clone_ref(py), request(py, head)?))
-            .map(drop)
+        pre.call1(py, (self.worker.clone_ref(py), req)).map(drop)
+    }
+
+    pub(super) fn has_post(&self) -> bool {
+        self.post.is_some()
     }
 
     /// post_request(worker, req, environ, resp), after the response; an exception is logged.
     pub(super) fn post(
         &self,
         py: Python<'_>,
-        head: &RequestHead,
+        req: &Bound<'_, PyAny>,
         environ: Option<Py<PyDict>>,
-        status: &str,
-        headers: &[(String, String)],
+        response: &Sent<'_>,
     ) {
         let Some(post) = &self.post else {
             return;
         };
-        let called = (|| {
-            let args = (
-                self.worker.clone_ref(py),
-                request(py, head)?,
-                environ,
-                response(py, status, headers)?,
-            );
-            post.call1(py, args)
-        })();
+        let called = self::response(py, response)
+            .and_then(|resp| post.call1(py, (self.worker.clone_ref(py), req, environ, resp)));
         if let Err(error) = called {
             log_raised(py, "post_request", &error);
         }

@@ -336,6 +336,11 @@ def multi_headers(environ, start_response, q):
     return _respond(start_response, b"ok", extra=[("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Multi", "one")])
 
 
+def latin1_header(environ, start_response, q):
+    """A header value outside ASCII: WSGI's latin-1 str, byte 0xE9 on the wire."""
+    return _respond(start_response, b"ok", extra=[("X-Latin", "caf\xe9")])
+
+
 def big(environ, start_response, q):
     return _respond(start_response, pattern(_int(q, "size", 1 << 20), 5), ctype="application/octet-stream")
 
@@ -404,7 +409,7 @@ ROUTES = {
     "sleep": sleep_view, "block": block, "tlocal": tlocal,
     "pid": pid_view, "osenv": osenv, "sr_twice": sr_twice, "exc_before": exc_before,
     "exc_after": exc_after, "headers": multi_headers, "big": big, "errors": errors_view,
-    "validated": validated, "keep": keep, "use_kept": use_kept,
+    "validated": validated, "keep": keep, "use_kept": use_kept, "latin1": latin1_header,
 }
 
 
