@@ -147,7 +147,7 @@ impl World {
             self.reaped.insert(pid);
         }
         let actions = self.model.step(event, self.now);
-        self.check(&actions);
+        self.check();
         let restarts = actions
             .iter()
             .filter(|a| matches!(a, Action::Count(Tally::Restart(_))))
