@@ -40,7 +40,6 @@ use std::time::Duration;
 pub use body::BodyReader;
 pub use chunked::ChunkedDecoder;
 pub use conn::{ConnIo, Stream};
-pub use outbox::Outbox;
 pub use parser::{parse_head, parse_head_into};
 pub use peers::TrustedPeers;
 pub use request::{

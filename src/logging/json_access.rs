@@ -77,13 +77,14 @@ fn or_null(out: &mut Vec<u8>, value: Option<&[u8]>) {
     }
 }
 
-/// The referer, user agent and request id of a request, found in one pass over its headers.
+/// The referer, user agent and request id of a request, found in one pass over its headers
+/// (their names are upper-case, as the parser stores them).
 fn wanted_headers(headers: &[(String, Vec<u8>)]) -> [Option<&[u8]>; 3] {
     const NAMES: [&str; 3] = ["REFERER", "USER-AGENT", "X-REQUEST-ID"];
     let mut found = [None; 3];
     for (name, value) in headers {
         for (slot, wanted) in found.iter_mut().zip(NAMES) {
-            if name.len() == wanted.len() && name.eq_ignore_ascii_case(wanted) {
+            if name == wanted {
                 *slot = Some(value.as_slice());
             }
         }

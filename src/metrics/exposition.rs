@@ -5,8 +5,8 @@ use std::fmt::{Display, Write};
 use super::labels::{ReloadOutcome, RestartReason, BUCKETS_NS, METHODS, STATUS_CLASSES};
 use super::Totals;
 
-pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// What the master knows now, besides the counters.
 #[derive(Debug, Clone, Default)]

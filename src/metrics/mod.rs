@@ -9,7 +9,7 @@ mod shared;
 use std::sync::OnceLock;
 
 pub use labels::{ReloadOutcome, RestartReason};
-pub use shared::{Lane, Shared, Totals, CAPACITY};
+pub use shared::{Lane, Shared, Totals};
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
 

@@ -18,7 +18,8 @@ use crate::http::{ExchangeConfig, Handler, HeadRules, Local, Runner, ServeConfig
 use crate::logging::AccessLog;
 use crate::process::{current_pid, monotonic_ms, set_process_title};
 use crate::sockets::Listener;
-use crate::wsgi::{self, App, EnvironSettings, PythonSetup, TrustedPeers};
+use crate::http::TrustedPeers;
+use crate::wsgi::{self, App, EnvironSettings, PythonSetup};
 use observe::{Observed, Reporting, Sinks};
 use reactor::{reactor, Duties};
 

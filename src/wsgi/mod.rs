@@ -26,7 +26,6 @@ pub use handler::WsgiHandler;
 pub use identity::{identify_worker, install_prometheus_identity};
 pub use interpreter::{fork_with_python, hold_thread_state, initialize, is_running, PythonSetup};
 pub use module::host_prefix;
-pub use proxy::TrustedPeers;
 
 use crate::{Error, Result};
 

@@ -1,7 +1,6 @@
 //! What scheme a trusted peer's headers claim (secure_scheme_headers); which peers are trusted
 //! is decided by `http::TrustedPeers`. Pure; no Python.
 use crate::http::RequestHead;
-pub use crate::http::TrustedPeers;
 
 /// The scheme a trusted peer's headers claim: Ok(None) when they claim nothing, Err when two
 /// headers disagree (gunicorn's InvalidSchemeHeaders, a 400).
