@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from helpers.server import wait_until
+from helpers.server import BOOT_RE, wait_until
 
 METRICS_RE = r"Serving metrics at: (http://[^ ]+/metrics)"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -157,6 +157,8 @@ def test_prometheus_client_multiprocess_without_hooks(start_server, tmp_path):
     multiprocess.MultiProcessCollector(registry, path=str(prom_dir))
     text = generate_latest(registry).decode()
     assert "app_requests_total 60.0" in text, text
+    # The boot lines come through a pipe and may trail the answers.
+    server.wait_for(BOOT_RE.pattern, count=6, timeout=10)
     workers = len(server.worker_pids(alive_only=False))
     assert workers >= 6, "max_requests replaced workers"
     names = sorted(p.name for p in prom_dir.iterdir())

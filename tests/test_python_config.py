@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from helpers.server import APPS, BOOT_RE, run_to_exit, wait_until
+from helpers.server import APPS, BOOT_RE, proc_start_time, run_to_exit, wait_until
 
 HOOK_RECORDER = '''
 import json, os
@@ -122,9 +122,8 @@ def test_pre_exec_runs_in_the_new_master_before_exec(start_server, py_config, tm
         assert (record["hook"], record["pid"], record["server"]) == ("pre_exec", new_master, srv.pid)
     finally:
         os.kill(new_master, signal.SIGTERM)
-        wait_until(lambda: not os.path.exists(f"/proc/{new_master}") or
-                   open(f"/proc/{new_master}/stat").read().split(") ")[1].startswith("Z"),
-                   15, message="the new master to stop")
+        wait_until(lambda: proc_start_time(new_master) is None, 15,
+                   message="the new master to stop")
 
 
 def test_master_hooks_that_raise_are_logged_and_the_master_lives_on(start_server, py_config):
