@@ -1,21 +1,12 @@
 """The control socket and `rgunicorn ctl`: every command driven through a real server, each doing
 what its signal does and answering with what a signal cannot tell."""
-import json
 import stat
 import subprocess
 
 import pytest
 
 from helpers.apps import set_version
-from helpers.server import APPS, BIN, base_env, run_to_exit, wait_until
-
-
-def ctl(socket, *words, timeout=60):
-    """Runs `rgunicorn ctl --socket SOCKET WORDS...`; returns (exit status, parsed answer)."""
-    done = subprocess.run([str(BIN), "ctl", "--socket", str(socket), *words], capture_output=True,
-                          text=True, timeout=timeout, env=base_env())
-    answer = json.loads(done.stdout) if done.stdout.strip() else None
-    return done.returncode, answer
+from helpers.server import APPS, BIN, ctl, run_to_exit, wait_until
 
 
 def start(start_server, tmp_path, *args, app="basic", workers=2):

@@ -1,15 +1,11 @@
 """max_worker_memory: a worker whose unshared memory passes it finishes its request, retires and
 is replaced, counted as a restart for reason memory; one under it is left alone."""
-import json
-import subprocess
-
-from helpers.server import BIN, base_env, wait_until
+from helpers.server import ctl, wait_until
 
 
 def show(socket, what):
-    done = subprocess.run([str(BIN), "ctl", "--socket", str(socket), "show", what],
-                          capture_output=True, text=True, timeout=30, env=base_env())
-    return json.loads(done.stdout)[what]
+    _, answer = ctl(socket, "show", what, timeout=30)
+    return answer[what]
 
 
 def stats(socket):

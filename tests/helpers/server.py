@@ -1,5 +1,6 @@
 """Start, watch and stop the real rgunicorn binary: log draining, port discovery, pid-safe cleanup."""
 import contextlib
+import json
 import http.client
 import os
 import re
@@ -77,6 +78,14 @@ def _last_option(args, name):
         elif arg.startswith(name + "="):
             value = arg.split("=", 1)[1]
     return value
+
+
+def ctl(socket, *words, timeout=60):
+    """Runs `rgunicorn ctl --socket SOCKET WORDS...`; returns (exit status, parsed answer)."""
+    done = subprocess.run([str(BIN), "ctl", "--socket", str(socket), *words], capture_output=True,
+                          text=True, timeout=timeout, env=base_env())
+    answer = json.loads(done.stdout) if done.stdout.strip() else None
+    return done.returncode, answer
 
 
 def wait_until(predicate, timeout, interval=0.02, message="condition"):
