@@ -1,12 +1,14 @@
 """Fixtures of the end-to-end suite: start real rgunicorn servers per test or per module, clean up."""
 import os
+import subprocess
 import textwrap
 
 import pytest
 
 from helpers.apps import copy_lifecycle
-from helpers.server import APPS, BIN, Server
+from helpers.server import APPS, BIN, REPO, VENV, Server, base_env
 
+GREENWEB = REPO / "examples" / "greenweb"
 BIND_FLAGS = ("-b", "--bind")
 LOG_TAIL = 4000  # characters of each live server's log attached to a failing test's report
 _live_servers = []
@@ -101,6 +103,21 @@ def write_config(tmp_path):
 def app_dir(tmp_path):
     """A private copy of the lifecycle app, so a test can change its code (helpers.apps)."""
     return copy_lifecycle(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def greenweb_env(tmp_path_factory):
+    """Environment for greenweb with a freshly migrated (and seeded) database in a tmp dir."""
+    python = VENV / "bin" / "python"
+    if not os.access(python, os.X_OK):
+        pytest.fail(f"no virtualenv with Django at {VENV}: set VIRTUAL_ENV (scripts/test does)")
+    tmp = tmp_path_factory.mktemp("greenweb")
+    env = {"GREENWEB_DB": str(tmp / "db.sqlite3"), "GREENWEB_DOWNLOAD_DIR": str(tmp / "downloads"),
+           "GREENWEB_LOG_LEVEL": "WARNING"}
+    done = subprocess.run([str(python), "manage.py", "migrate", "--noinput"], cwd=GREENWEB,
+                          env=base_env(env), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return env
 
 
 @pytest.fixture(scope="module")

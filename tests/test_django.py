@@ -2,12 +2,11 @@
 import hashlib
 import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers.server import REPO, VENV, base_env
+from helpers.server import REPO, VENV
 
 GREENWEB = REPO / "examples" / "greenweb"
 PATTERN = bytes(range(256))  # what greenweb's /stream/ and /download/ repeat
@@ -15,21 +14,6 @@ PATTERN = bytes(range(256))  # what greenweb's /stream/ and /download/ repeat
 
 def pattern_bytes(size):
     return (PATTERN * (size // len(PATTERN) + 1))[:size]
-
-
-@pytest.fixture(scope="session")
-def greenweb_env(tmp_path_factory):
-    """Environment for greenweb with a freshly migrated (and seeded) database in a tmp dir."""
-    python = VENV / "bin" / "python"
-    if not os.access(python, os.X_OK):
-        pytest.fail(f"no virtualenv with Django at {VENV}: set VIRTUAL_ENV (scripts/test does)")
-    tmp = tmp_path_factory.mktemp("greenweb")
-    env = {"GREENWEB_DB": str(tmp / "db.sqlite3"), "GREENWEB_DOWNLOAD_DIR": str(tmp / "downloads"),
-           "GREENWEB_LOG_LEVEL": "WARNING"}
-    done = subprocess.run([str(python), "manage.py", "migrate", "--noinput"], cwd=GREENWEB,
-                          env=base_env(env), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return env
 
 
 @pytest.fixture(scope="module")
