@@ -188,3 +188,12 @@ def test_several_binds_ipv4_and_ipv6(start_server):
     assert {l[0] for l in srv.listeners} == {"127.0.0.1", "::1"}
     for listener in srv.listeners:
         assert srv.get("/hello", listener=listener).body == b"hello world"
+
+
+def test_statsd_host_takes_gunicorns_default_port():
+    """As gunicorn's validate_statsd_address: no port means 8125, and unix:PORT is a host named
+    unix (gunicorn keeps that reading for compatibility); a bad one names the key."""
+    assert printed_config("--statsd-host", "localhost")["statsd_host"] == "localhost:8125"
+    assert printed_config("--statsd-host", "[::1]")["statsd_host"] == "[::1]:8125"
+    assert printed_config("--statsd-host", "unix:9125")["statsd_host"] == "unix:9125"
+    assert_usage_error(run_config("--statsd-host", "host:0"), "statsd_host", "host:0")

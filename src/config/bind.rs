@@ -48,7 +48,7 @@ impl BindSpec {
 }
 
 /// Splits `host[:port]` or `[v6][:port]`; None when the host part is malformed.
-fn split_host_port(netloc: &str) -> Option<(&str, Option<&str>)> {
+pub(super) fn split_host_port(netloc: &str) -> Option<(&str, Option<&str>)> {
     if let Some(rest) = netloc.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         host.parse::<Ipv6Addr>().ok()?;

@@ -3,6 +3,7 @@
 //! the value and what is allowed.
 use std::path::PathBuf;
 
+use super::bind::split_host_port;
 use super::{BindSpec, StatsdTarget};
 use crate::{Error, Result};
 
@@ -21,32 +22,40 @@ pub fn metrics_bind(value: Option<String>) -> Result<Option<BindSpec>> {
     }
 }
 
-/// gunicorn's `statsd_host`: HOST:PORT, [IPV6]:PORT, or a unix datagram socket as unix:PATH,
-/// unix://PATH or an absolute path.
+/// gunicorn's `statsd_host`: HOST[:PORT] or [IPV6][:PORT] (port 8125 by default, as in
+/// gunicorn), or a unix datagram socket as unix:PATH, unix://PATH or an absolute path.
+/// `unix:PORT` is the host named unix, as gunicorn keeps it for compatibility.
 pub fn statsd_host(value: Option<String>) -> Result<Option<StatsdTarget>> {
     let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    let invalid = || Error::config("statsd_host", &value, "HOST:PORT or unix:PATH");
+    let invalid = || Error::config("statsd_host", &value, "HOST[:PORT] or unix:PATH");
     let unix = value
         .strip_prefix("unix://")
-        .or(value.strip_prefix("unix:"));
+        .or(value.strip_prefix("unix:"))
+        .filter(|path| path.is_empty() || !path.bytes().all(|b| b.is_ascii_digit()));
     if let Some(path) = unix.or(value.starts_with('/').then_some(value.as_str())) {
         return match path.is_empty() {
             true => Err(invalid()),
             false => Ok(Some(StatsdTarget::Unix(PathBuf::from(path)))),
         };
     }
-    let (host, port) = value.rsplit_once(':').ok_or_else(invalid)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match (host.is_empty(), port.parse::<u16>()) {
-        (false, Ok(port)) if port > 0 => Ok(Some(StatsdTarget::Udp {
+    let (host, port) = split_host_port(&value).ok_or_else(invalid)?;
+    let port = match port {
+        None => STATSD_DEFAULT_PORT,
+        Some(port) => port.parse::<u16>().map_err(|_| invalid())?,
+    };
+    match host.is_empty() || port == 0 {
+        true => Err(invalid()),
+        false => Ok(Some(StatsdTarget::Udp {
             host: host.to_owned(),
             port,
         })),
-        _ => Err(invalid()),
     }
 }
+
+/// gunicorn's port for a statsd_host without one.
+const STATSD_DEFAULT_PORT: u16 = 8125;
 
 /// gunicorn ends a non-empty prefix with exactly one '.'.
 pub fn statsd_prefix(value: Option<String>) -> Result<String> {
@@ -95,10 +104,13 @@ mod tests {
         assert_eq!(parse("unix:///run/statsd.sock"), unix("/run/statsd.sock"));
         assert_eq!(parse("/run/statsd.sock"), unix("/run/statsd.sock"));
         assert_eq!(parse(""), None);
-        for bad in ["localhost", "host:0", "host:x", ":8125", "unix:"] {
+        assert_eq!(parse("localhost"), udp("localhost", 8125));
+        assert_eq!(parse("[::1]"), udp("::1", 8125));
+        assert_eq!(parse("unix:8125"), udp("unix", 8125));
+        for bad in ["host:0", "host:x", ":8125", "unix:", "a b:1", "[x]:1"] {
             let error = statsd_host(Some(bad.into())).unwrap_err().to_string();
             assert!(
-                error.contains("statsd_host") && error.contains("HOST:PORT"),
+                error.contains("statsd_host") && error.contains("HOST[:PORT]"),
                 "{error}"
             );
         }

@@ -8,8 +8,8 @@ use pyo3::types::{PyDict, PyString};
 use super::environ_strings::{address_strings, header_item, next_request};
 use super::file_wrapper::FileWrapper;
 use super::proxy::claimed_scheme;
-use crate::http::TrustedPeers;
 use super::streams::InputStream;
+use crate::http::TrustedPeers;
 use crate::http::{Local, Peer, RequestHead, Version};
 
 /// What the environ needs from the settings, fixed for the worker's life.
