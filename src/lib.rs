@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! main.rs   the cargo binary: argv -> cli::run
-//! cli       argv -> config::load -> logging::init -> master::run; Error -> message + exit code;
+//! cli       argv -> config::load_with -> logging::init -> master::run; Error -> message + exit code;
 //!           shared by main.rs and the wheel's `main(argv)` (wsgi/module.rs); `ctl` goes to ctl.rs
 //! ctl       `rgunicorn ctl`: one command to a running master's control socket, its JSON answer
 //! config    clap + config file (TOML, or gunicorn.conf.py through wsgi's reader) + GUNICORN_CMD_ARGS

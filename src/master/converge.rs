@@ -288,6 +288,16 @@ impl Model {
         self.out.push(Action::Count(tally));
     }
 
+    /// The outcome of the reload that made generation `id`; generation 0 is the start, no reload.
+    pub(super) fn count_reload(&mut self, id: u64, outcome: ReloadOutcome) {
+        if id > 0 {
+            self.count(Tally::Reload {
+                generation: Some(id),
+                outcome,
+            });
+        }
+    }
+
     pub(super) fn graceful_ms(&self, generation: u64) -> u64 {
         let spec = self.gen(generation).map(|g| &g.spec);
         spec.unwrap_or(&self.current().spec).graceful_ms

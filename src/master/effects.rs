@@ -3,7 +3,7 @@
 //! no decisions are made here.
 use nix::sys::signal::Signal;
 
-use super::events::{Action, Event, Level, Notice};
+use super::events::{Action, Event, GenSpec, Level, Notice};
 use super::{Arbiter, Table};
 use crate::process;
 
@@ -47,22 +47,17 @@ impl Arbiter {
 
     /// HUP: the configuration read again from where it came, as a new generation's table.
     fn read_config(&mut self) -> Event {
-        let event = self.read_new_config();
-        self.control.read_config = Some(match &event {
-            Event::Reloaded(Ok(spec)) => Ok(spec.id),
-            Event::Reloaded(Err(error)) => Err(error.clone()),
-            _ => Err("no configuration".into()),
-        });
-        event
+        let read = self.read_new_config();
+        self.control.read_config = Some(read.as_ref().map(|spec| spec.id).map_err(Clone::clone));
+        Event::Reloaded(read)
     }
 
-    fn read_new_config(&mut self) -> Event {
+    fn read_new_config(&mut self) -> Result<GenSpec, String> {
         let fresh = self.reload_settings();
         let id = self.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
-        let table = match fresh.and_then(|settings| Table::new(id, settings)) {
-            Ok(table) => table,
-            Err(error) => return Event::Reloaded(Err(error.to_string())),
-        };
+        let table = fresh
+            .and_then(|settings| Table::new(id, settings))
+            .map_err(|error| error.to_string())?;
         if let Err(error) = crate::logging::init(&table.settings) {
             tracing::error!("reload could not reopen the logs: {error}");
         }
@@ -70,7 +65,7 @@ impl Arbiter {
             .configure(&table.settings, self.identity.as_ref());
         let spec = table.spec();
         self.tables.push(table);
-        Event::Reloaded(Ok(spec))
+        Ok(spec)
     }
 
     /// Resets the worker's heartbeat slot under a fresh request id, then forks it.

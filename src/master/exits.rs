@@ -83,12 +83,7 @@ impl Model {
         if !failed {
             return self.back_off("worker failed to boot", now);
         }
-        if id > 0 {
-            self.count(Tally::Reload {
-                generation: Some(id),
-                outcome: ReloadOutcome::Failed,
-            });
-        }
+        self.count_reload(id, ReloadOutcome::Failed);
         if self.generations.iter().any(|g| g.booted) {
             self.log(Level::Error, format!("the new code or configuration (generation {id}, exit code {code}) failed to boot; the previous workers keep serving"));
             self.abandon(id);

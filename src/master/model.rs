@@ -246,12 +246,7 @@ impl Model {
                     format!("generation {id} never booted; the reload replaces it"),
                 );
                 self.abandon(id);
-                if id > 0 {
-                    self.count(Tally::Reload {
-                        generation: Some(id),
-                        outcome: ReloadOutcome::Superseded,
-                    });
-                }
+                self.count_reload(id, ReloadOutcome::Superseded);
             }
         }
         self.generations.push(Generation::new(spec));
