@@ -24,6 +24,7 @@
 //! privileges OS: user/group lookup, workers' privilege drop, umask, socket file owner and mode
 //! systemd   OS: sd_notify (READY, RELOADING, STOPPING, STATUS, WATCHDOG, MAINPID), LISTEN_FDS
 //! error     the one Error enum and the exit codes
+//! clock, digits  pure text helpers: civil dates from Unix seconds; decimals without `fmt`
 //! ```
 //!
 //! Where is:
@@ -75,6 +76,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod digits;
 pub mod error;
 pub mod heartbeat;
 pub mod http;

@@ -113,21 +113,6 @@ fn content_length(value: &str) -> Option<u64> {
     value.trim().parse().ok()
 }
 
-/// Appends `n` in decimal without going through `fmt` (this runs for every response).
-pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
 fn push_latin1(out: &mut Vec<u8>, text: &str) {
     if text.is_ascii() {
         out.extend_from_slice(text.as_bytes());

@@ -27,15 +27,6 @@ fn header_injection_is_refused() {
 }
 
 #[test]
-fn decimals_are_written_without_fmt() {
-    for n in [0u64, 7, 10, 1234567890, u64::MAX] {
-        let mut out = Vec::new();
-        push_decimal(&mut out, n);
-        assert_eq!(out, n.to_string().into_bytes());
-    }
-}
-
-#[test]
 fn hop_by_hop_headers_are_recognised() {
     assert_eq!(classify("Transfer-Encoding"), HeaderKind::HopByHop);
     assert_eq!(classify("connection"), HeaderKind::Connection);

@@ -4,11 +4,11 @@
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 
-use super::app_headers::push_decimal;
 pub use super::app_headers::{validate_header, validate_status, HeaderBlock, ResponseError};
 use super::conn::Sender;
 use super::request::Version;
 use super::{buffers, date};
+use crate::digits::push_u64;
 
 /// How the body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +156,7 @@ impl ResponseWriter {
         match framing {
             Framing::Length(n) if !wrote_length => {
                 head.extend_from_slice(b"\r\nContent-Length: ");
-                push_decimal(&mut head, n);
+                push_u64(&mut head, n);
             }
             Framing::Chunked => head.extend_from_slice(b"\r\nTransfer-Encoding: chunked"),
             _ => {}

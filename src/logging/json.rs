@@ -10,6 +10,7 @@ use tracing::field::{Field, Visit};
 
 use super::clock::unix_secs;
 use crate::clock::civil_from_unix;
+use crate::digits::{push_u64, three, two};
 
 /// Appends `bytes` as a JSON string: valid UTF-8 as is (escaped where JSON requires), each
 /// invalid sequence as U+FFFD, as Go's encoder does, so that strict parsers (I-JSON) accept it.
@@ -221,61 +222,6 @@ pub fn push_timestamp(out: &mut Vec<u8>, t: SystemTime) {
     if !matches!(cached, Ok(true)) {
         Stamp::new().push(out, t);
     }
-}
-
-/// "00" to "99": two digits a step.
-const PAIRS: [[u8; 2]; 100] = {
-    let mut pairs = [[0; 2]; 100];
-    let mut n = 0;
-    while n < 100 {
-        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
-        n += 1;
-    }
-    pairs
-};
-
-/// The two digits of `n % 100`.
-fn two(n: u64) -> [u8; 2] {
-    PAIRS[(n % 100) as usize]
-}
-
-/// The three digits of `n % 1000`.
-fn three(n: u64) -> [u8; 3] {
-    let [b, c] = two(n);
-    [b'0' + (n / 100 % 10) as u8, b, c]
-}
-
-/// Appends `n` in decimal, without the formatting machinery (this runs for every request).
-pub fn push_u64(out: &mut Vec<u8>, n: u64) {
-    match n {
-        0..=9 => out.push(b'0' + n as u8),
-        10..=99 => out.extend_from_slice(&two(n)),
-        100..=999 => out.extend_from_slice(&three(n)),
-        1000..=9999 => {
-            let ([a, b], [c, d]) = (two(n / 100), two(n));
-            out.extend_from_slice(&[a, b, c, d]);
-        }
-        _ => push_long(out, n),
-    }
-}
-
-fn push_long(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    while rest >= 100 {
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&two(rest));
-        rest /= 100;
-    }
-    if rest >= 10 {
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&two(rest));
-    } else {
-        at -= 1;
-        digits[at] = b'0' + rest as u8;
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Milliseconds with microsecond precision (`12.345`), as a JSON number or a statsd value.

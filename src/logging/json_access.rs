@@ -4,7 +4,8 @@
 //! timestamp, the pid and worker tail) is kept in a `Template`, and a value that needs no escape
 //! is copied whole. Pure text: never writes anywhere.
 use super::access::AccessRecord;
-use super::json::{push_bytes, push_inner, push_millis, push_u64, Stamp};
+use super::json::{push_bytes, push_inner, push_millis, Stamp};
+use crate::digits::push_u64;
 
 /// What one access log's lines share: the current second and the `,"pid":..,"worker":..}` tail.
 #[derive(Debug, Default)]
