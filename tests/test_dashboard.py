@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import subprocess
-import urllib.request
 
 from helpers.server import REPO
 
@@ -23,8 +22,7 @@ def exported(start_server):
     """The sample names of a real server's /metrics."""
     server = start_server("basic", "--metrics-bind", "127.0.0.1:0")
     server.get("/hello")
-    url = server.wait_for_log(r"Serving metrics at: (\S+)").group(1)
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    _, text = server.metrics()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if not line.startswith("#")}
 
 

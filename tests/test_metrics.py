@@ -7,23 +7,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from helpers.server import BOOT_RE, wait_until
 
-METRICS_RE = r"Serving metrics at: (http://[^ ]+/metrics)"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def metrics_url(server):
-    return server.wait_for_log(METRICS_RE).group(1)
-
-
-def scrape(server, accept=None):
-    request = urllib.request.Request(metrics_url(server), headers={"Accept": accept} if accept else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.headers["Content-Type"], response.read().decode()
 
 
 def samples(text, name):
@@ -53,7 +41,7 @@ def spread(server, path, count, clients=8):
 
 
 def requests_counted(server):
-    return total(scrape(server)[1], "rgunicorn_http_requests_total")
+    return total(server.metrics()[1], "rgunicorn_http_requests_total")
 
 
 def test_exact_totals_across_a_worker_that_was_killed(start_server):
@@ -67,7 +55,7 @@ def test_exact_totals_across_a_worker_that_was_killed(start_server):
     pids |= {int(b.split(b'"pid": ')[1].split(b",")[0]) for b in spread(server, "/pid", 80)}
     assert len(pids) >= 3, f"the load reached only {pids}"
     wait_until(lambda: requests_counted(server) == 200, 15, message="200 requests counted")
-    content_type, text = scrape(server)
+    content_type, text = server.metrics()
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     assert total(text, "rgunicorn_http_requests_total") == 200
     assert value(text, "rgunicorn_http_requests_total", '{method="GET",status_class="2xx"}') == 200
@@ -78,7 +66,7 @@ def test_exact_totals_across_a_worker_that_was_killed(start_server):
     assert value(text, "rgunicorn_workers", '{state="serving"}') == 4
     memory = samples(text, "rgunicorn_worker_memory_bytes")
     assert sorted(memory) == [f'{{worker="{i}"}}' for i in range(4)], memory
-    wait_until(lambda: all(v > 0 for v in samples(scrape(server)[1], "rgunicorn_worker_memory_bytes").values()),
+    wait_until(lambda: all(v > 0 for v in samples(server.metrics()[1], "rgunicorn_worker_memory_bytes").values()),
                10, message="every worker reporting its memory")
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: scripts/setup installs Debian's prometheus package"
@@ -92,7 +80,7 @@ def test_openmetrics_when_the_scraper_asks(start_server):
     server = start_server("basic", "--metrics-bind", "127.0.0.1:0")
     server.get("/hello")
     wait_until(lambda: requests_counted(server) == 1, 15, message="one request counted")
-    content_type, text = scrape(server, OPENMETRICS)
+    content_type, text = server.metrics(OPENMETRICS)
     assert content_type.startswith("application/openmetrics-text; version=1.0.0")
     assert text.endswith("# EOF\n")
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -106,18 +94,18 @@ def test_gauges_in_flight_open_connections_and_listen_queue(start_server):
     with server.in_flight("queue") as (future, _pid):
         waiting = [socket.create_connection((server.host, server.port), timeout=10) for _ in range(3)]
         def settled():
-            text = scrape(server)[1]
+            text = server.metrics()[1]
             return (value(text, "rgunicorn_http_requests_in_flight") == 1
                     and total(text, "rgunicorn_listen_queue_depth") == 3
                     and value(text, "rgunicorn_connections_open") == 1)
         wait_until(settled, 15, message="one request in flight, three connections queued")
         listener = f'{{listener="http://127.0.0.1:{server.port}"}}'
-        assert value(scrape(server)[1], "rgunicorn_listen_queue_limit", listener) >= 3
+        assert value(server.metrics()[1], "rgunicorn_listen_queue_limit", listener) >= 3
         server.release("queue")
         assert future.result().status == 200
     for sock in waiting:
         sock.close()
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_http_requests_in_flight") == 0, 15,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_http_requests_in_flight") == 0, 15,
                message="nothing in flight")
 
 
@@ -125,19 +113,19 @@ def test_reloads_and_restarts_by_reason(start_server):
     server = start_server("basic", "-w", "2", "--metrics-bind", "127.0.0.1:0")
     serving = '{state="serving"}'
     # Workers that have not booted are replaced by a reload, not restarted by it.
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_workers", serving) == 2, 20,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_workers", serving) == 2, 20,
                message="two workers serving")
     server.send_signal(signal.SIGHUP)
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_reloads_total", '{outcome="success"}') == 1,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_reloads_total", '{outcome="success"}') == 1,
                20, message="the reload counted")
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_worker_restarts_total", '{reason="reload"}') == 2,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_worker_restarts_total", '{reason="reload"}') == 2,
                20, message="both old workers counted as restarted by the reload")
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_workers", serving) == 2, 20,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_workers", serving) == 2, 20,
                message="the new workers serving")
     server.send_signal(signal.SIGTTOU)
-    wait_until(lambda: value(scrape(server)[1], "rgunicorn_worker_restarts_total", '{reason="scale_down"}') == 1,
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_worker_restarts_total", '{reason="scale_down"}') == 1,
                20, message="the scale down counted")
-    text = scrape(server)[1]
+    text = server.metrics()[1]
     assert value(text, "rgunicorn_worker_restarts_total", '{reason="crash"}') == 0
     assert value(text, "rgunicorn_reloads_total", '{outcome="failed"}') == 0
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -392,6 +393,14 @@ class Server(Proc):
         resp = self.request(method, path, **kw)
         assert resp.status == 200, f"{method} {path} -> {resp.status}: {resp.body[:500]!r}"
         return resp.json()
+
+    def metrics(self, accept=None):
+        """(Content-Type, text) of a GET of /metrics at the address the server logged serving it
+        at (--metrics-bind)."""
+        url = self.wait_for_log(r"Serving metrics at: (http://\S+/metrics)").group(1)
+        request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.headers["Content-Type"], response.read().decode()
 
     def records(self, name):
         """Lines the app appended to `name` in this server's state dir (see apps/basic.record)."""
