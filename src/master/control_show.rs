@@ -3,19 +3,10 @@
 //! current configuration. Reads only.
 use serde_json::{json, Map, Value};
 
-use super::workers::{Worker, WorkerState};
+use super::workers::Worker;
 use super::Arbiter;
 use crate::metrics::labels::{ReloadOutcome, RestartReason, METHODS, STATUS_CLASSES};
 use crate::process::monotonic_ms;
-
-fn state_name(state: WorkerState) -> &'static str {
-    match state {
-        WorkerState::Booting => "booting",
-        WorkerState::Serving => "serving",
-        WorkerState::Retiring { .. } => "retiring",
-        WorkerState::Killed => "killed",
-    }
-}
 
 impl Arbiter {
     pub(super) fn show_workers(&self) -> Value {
@@ -25,15 +16,12 @@ impl Arbiter {
         let now = monotonic_ms();
         let rows = workers.iter().map(|w| {
             let id = shared.worker_id(w.pid);
-            let in_flight = self.table(w.generation).map_or(0, |table| {
-                let views = table.heartbeats.view_worker(w.slot);
-                views.iter().filter(|v| v.busy_since.is_some()).count()
-            });
+            let in_flight = self.in_flight(w);
             json!({
                 "pid": w.pid,
                 "id": id,
                 "generation": w.generation,
-                "state": state_name(w.state),
+                "state": w.state.name(),
                 "age_s": now.saturating_sub(w.spawned_ms) as f64 / 1000.0,
                 "in_flight": in_flight,
                 "memory_bytes": id.map(|id| shared.lane(Some(id)).memory()),

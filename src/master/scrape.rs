@@ -1,7 +1,7 @@
 //! /metrics: answers what the master's metrics endpoint received, from the counters in shared
 //! memory and what the master knows now (workers by state, requests in flight, listen queues,
 //! memory). One request per connection, answered at once; never blocks, never changes the model.
-use super::workers::WorkerState;
+use super::workers::{Worker, WorkerState};
 use super::Arbiter;
 use crate::metrics::exposition::{self, Format, Gauges};
 use crate::process::monotonic_ms;
@@ -55,28 +55,22 @@ impl Arbiter {
         exposition::render(&self.telemetry.shared().totals(), &self.gauges(), format)
     }
 
+    /// A worker's requests in flight, from its threads' heartbeat records.
+    pub(super) fn in_flight(&self, worker: &Worker) -> usize {
+        self.table(worker.generation).map_or(0, |table| {
+            let views = table.heartbeats.view_worker(worker.slot);
+            views.iter().filter(|v| v.busy_since.is_some()).count()
+        })
+    }
+
     /// The gauges only the master can see: its workers, their heartbeats and lanes, the queues.
     pub(super) fn gauges(&self) -> Gauges {
         let shared = self.telemetry.shared();
         let mut gauges = Gauges::default();
-        let mut states = [
-            ("booting", 0),
-            ("serving", 0),
-            ("retiring", 0),
-            ("killed", 0),
-        ];
+        let mut states = WorkerState::NAMES.map(|name| (name, 0));
         for worker in self.model.workers() {
-            let state = match worker.state {
-                WorkerState::Booting => 0,
-                WorkerState::Serving => 1,
-                WorkerState::Retiring { .. } => 2,
-                WorkerState::Killed => 3,
-            };
-            states[state].1 += 1;
-            if let Some(table) = self.table(worker.generation) {
-                let views = table.heartbeats.view_worker(worker.slot);
-                gauges.in_flight += views.iter().filter(|v| v.busy_since.is_some()).count() as u64;
-            }
+            states[worker.state.index()].1 += 1;
+            gauges.in_flight += self.in_flight(worker) as u64;
             if let Some(id) = shared.worker_id(worker.pid) {
                 let lane = shared.lane(Some(id));
                 gauges.open_connections += lane.open_connections();

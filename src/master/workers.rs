@@ -18,6 +18,25 @@ pub enum WorkerState {
     Killed,
 }
 
+impl WorkerState {
+    /// The states' names, as /metrics and `ctl show workers` give them, in their order of life.
+    pub const NAMES: [&'static str; 4] = ["booting", "serving", "retiring", "killed"];
+
+    /// Where this state is in `NAMES`.
+    pub fn index(self) -> usize {
+        match self {
+            WorkerState::Booting => 0,
+            WorkerState::Serving => 1,
+            WorkerState::Retiring { .. } => 2,
+            WorkerState::Killed => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self.index()]
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Worker {
     pub pid: i32,
