@@ -11,7 +11,7 @@ impl Arbiter {
     pub(super) fn execute(&mut self, action: Action) -> Option<Event> {
         match action {
             Action::Log(level, message) => log(level, &message),
-            Action::ReportTimeout { pid, reason } => self.telemetry.report_timeout(pid, &reason),
+            Action::ReportTimeout(timeout) => self.telemetry.report_timeout(timeout),
             Action::Count(tally) => {
                 self.telemetry.count(tally);
                 self.control.saw_tally(tally);

@@ -2,6 +2,7 @@
 //! actions the model asks for. Plain data; no decisions and no system calls here.
 use nix::sys::signal::Signal;
 
+use super::workers::Timeout;
 pub use crate::metrics::{ReloadOutcome, RestartReason};
 use crate::process::ExitStatus;
 
@@ -72,11 +73,8 @@ pub enum Event {
         pid: i32,
         reason: RestartReason,
     },
-    /// A request (or the worker itself) ran past `timeout`; `reason` names it.
-    TimedOut {
-        pid: i32,
-        reason: String,
-    },
+    /// A request (or the worker itself) ran past `timeout`; the record names it.
+    TimedOut(Timeout),
     ReexecStarted {
         pid: i32,
     },
@@ -118,11 +116,8 @@ pub enum Tally {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Log(Level, String),
-    /// The "WORKER TIMEOUT" record of a worker just sent SIGABRT; `reason` names the request.
-    ReportTimeout {
-        pid: i32,
-        reason: String,
-    },
+    /// The "WORKER TIMEOUT" record of a worker just sent SIGABRT.
+    ReportTimeout(Timeout),
     Count(Tally),
     /// Re-read the configuration (HUP); answered by `Event::Reloaded`.
     ReadConfig,

@@ -5,7 +5,7 @@
 use nix::sys::signal::Signal;
 
 use super::events::{Action, Event, GenSpec, Level, Notice, ReloadOutcome, RestartReason, Tally};
-use super::workers::{Worker, WorkerSet, WorkerState};
+use super::workers::{Timeout, Worker, WorkerSet, WorkerState};
 
 /// A worker that dies sooner than this after its fork counts towards a crash loop.
 pub const EARLY_DEATH_MS: u64 = 5_000;
@@ -164,7 +164,7 @@ impl Model {
             Event::Booted { pid } => self.booted(pid),
             Event::SelfRetiring { pid, reason } => self.self_retiring(pid, reason, now),
             Event::Retire { pid, reason } => self.retire_for(pid, reason, now),
-            Event::TimedOut { pid, reason } => self.timed_out(pid, &reason, now),
+            Event::TimedOut(timeout) => self.timed_out(timeout, now),
             Event::ReexecStarted { pid } => self.reexec = Some(pid),
         }
     }
@@ -334,7 +334,8 @@ impl Model {
         self.retire(&[pid], reason, now);
     }
 
-    fn timed_out(&mut self, pid: i32, reason: &str, now: u64) {
+    fn timed_out(&mut self, timeout: Timeout, now: u64) {
+        let pid = timeout.pid;
         let Some(worker) = self.workers.get_mut(pid) else {
             return;
         };
@@ -343,10 +344,7 @@ impl Model {
         }
         worker.abort_sent_ms = Some(now);
         worker.reason = Some(RestartReason::Timeout);
-        self.out.push(Action::ReportTimeout {
-            pid,
-            reason: reason.to_owned(),
-        });
+        self.out.push(Action::ReportTimeout(timeout));
         self.count(Tally::Timeout);
         self.out.push(Action::Signal {
             pid,

@@ -7,7 +7,7 @@ use nix::sys::signal::Signal;
 
 use super::events::{Action, Event, GenSpec, Notice, RestartReason, Tally};
 use super::model::{Model, Phase, STOP_MARGIN_MS};
-use super::workers::WorkerState;
+use super::workers::{Timeout, WorkerState};
 use crate::process::ExitStatus;
 
 mod checks;
@@ -324,10 +324,13 @@ impl World {
             }
             50..=54 => {
                 if let Some(pid) = any(&mut self.rng) {
-                    self.step(Event::TimedOut {
+                    self.step(Event::TimedOut(Timeout {
                         pid,
                         reason: "request ran too long".into(),
-                    });
+                        request: None,
+                        thread: None,
+                        elapsed_ms: 0,
+                    }));
                 }
             }
             55 => self.stop(Signal::SIGTERM),

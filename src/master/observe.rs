@@ -52,12 +52,10 @@ impl Arbiter {
         events
     }
 
-    /// Boots, retirements a worker started on its own, and timeouts, from the heartbeat table
-    /// (the timeouts' details are kept for their log records).
-    fn heartbeat_events(&mut self) -> Vec<Event> {
+    /// Boots, retirements a worker started on its own, and timeouts, from the heartbeat table.
+    fn heartbeat_events(&self) -> Vec<Event> {
         let now = monotonic_ms();
         let mut events = Vec::new();
-        let mut timeouts = Vec::new();
         for worker in self.model.workers() {
             let Some(table) = self.table(worker.generation) else {
                 continue;
@@ -89,15 +87,8 @@ impl Arbiter {
             let timeout_ms = table.settings.timeout.as_millis() as u64;
             let views = table.heartbeats.view_worker(worker.slot);
             if let Some(timeout) = find_timeout(worker, &views, now, timeout_ms) {
-                events.push(Event::TimedOut {
-                    pid: timeout.pid,
-                    reason: timeout.reason.clone(),
-                });
-                timeouts.push(timeout);
+                events.push(Event::TimedOut(timeout));
             }
-        }
-        for timeout in timeouts {
-            self.telemetry.timeout_found(timeout);
         }
         events
     }

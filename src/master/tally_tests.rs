@@ -4,6 +4,7 @@ use nix::sys::signal::Signal;
 
 use super::events::{Action, Event, GenSpec, ReloadOutcome, RestartReason, Tally};
 use super::model::Model;
+use super::workers::Timeout;
 use crate::process::ExitStatus;
 
 fn spec(id: u64, workers: usize) -> GenSpec {
@@ -83,14 +84,15 @@ fn each_exit_counts_under_its_reason() {
     run.step(Event::SelfRetiring { pid: b, reason });
     run.exit(b, ExitStatus::Code(0));
     assert_eq!(run.take(), [Tally::Restart(reason)]);
-    let actions = run.step(Event::TimedOut {
+    let timeout = Timeout {
         pid: c,
         reason: "GET /slow".into(),
-    });
-    assert!(actions.contains(&Action::ReportTimeout {
-        pid: c,
-        reason: "GET /slow".into()
-    }));
+        request: Some("GET /slow".into()),
+        thread: Some(0),
+        elapsed_ms: 31_000,
+    };
+    let actions = run.step(Event::TimedOut(timeout.clone()));
+    assert!(actions.contains(&Action::ReportTimeout(timeout)));
     assert_eq!(run.take(), [Tally::Timeout]);
     run.exit(c, ExitStatus::Signal(6));
     assert_eq!(run.take(), [Tally::Restart(RestartReason::Timeout)]);

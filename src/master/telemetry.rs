@@ -18,8 +18,6 @@ pub(super) struct Telemetry {
     shared: &'static Shared,
     /// prometheus_client's multiprocess directory, when the workers use one.
     multiproc: Option<PathBuf>,
-    /// Timeouts the heartbeats showed, by worker pid, until the model reports them.
-    found: Vec<Timeout>,
     /// Reported timeouts (JSON logs) waiting for the worker's exit and traceback.
     awaiting: Vec<Timeout>,
     /// Where JSON-logging workers' tracebacks go (the master made it, and removes it).
@@ -37,7 +35,6 @@ impl Telemetry {
         let mut telemetry = Telemetry {
             shared,
             multiproc: multiproc_dir(settings),
-            found: Vec::new(),
             awaiting: Vec::new(),
             tracebacks: None,
             next_gauge_ms: 0,
@@ -91,26 +88,14 @@ impl Telemetry {
         }
     }
 
-    pub fn timeout_found(&mut self, timeout: Timeout) {
-        self.found.retain(|t| t.pid != timeout.pid);
-        self.found.push(timeout);
-    }
-
     /// The model reports a timeout: at once as a text line, or with JSON logs once the worker's
     /// traceback is written (at its exit).
-    pub fn report_timeout(&mut self, pid: i32, reason: &str) {
-        let found = self.found.iter().position(|t| t.pid == pid);
-        let timeout = found.map(|i| self.found.swap_remove(i));
+    pub fn report_timeout(&mut self, timeout: Timeout) {
         if self.tracebacks.is_none() || !crate::logging::is_json() {
+            let Timeout { pid, reason, .. } = timeout;
             return tracing::error!(target: CRITICAL, "WORKER TIMEOUT (pid:{pid}): {reason}");
         }
-        self.awaiting.push(timeout.unwrap_or(Timeout {
-            pid,
-            reason: reason.to_owned(),
-            request: None,
-            thread: None,
-            elapsed_ms: 0,
-        }));
+        self.awaiting.push(timeout);
     }
 
     /// A child was reaped: its worker id is free again, its live gauges are gone, and a
@@ -120,7 +105,6 @@ impl Telemetry {
         if let Some(dir) = &self.multiproc {
             remove_live_gauges(dir, id, pid);
         }
-        self.found.retain(|t| t.pid != pid);
         let traceback = self.take_traceback(pid);
         match self.awaiting.iter().position(|t| t.pid == pid) {
             Some(i) => log_timeout(&self.awaiting.swap_remove(i), traceback.as_deref()),
