@@ -82,8 +82,7 @@ def test_workers_add_remove_and_kill(start_server, tmp_path):
     [victim] = server.worker_pids()
     rc, answer = ctl(socket, "worker", "kill", str(victim))
     assert rc == 0 and answer == {"ok": True, "pid": victim, "status": "exited with code 0"}
-    wait_until(lambda: len(server.worker_pids()) == 1 and victim not in server.worker_pids(), 15,
-               message="a replacement worker")
+    server.wait_workers(1, gone=[victim], timeout=15, message="a replacement worker")
     restarts = ctl(socket, "show", "stats")[1]["stats"]["worker_restarts"]
     assert restarts["killed"] == 1 and restarts["scale_down"] == 2 and restarts["crash"] == 0
     rc, answer = ctl(socket, "worker", "kill", "1")

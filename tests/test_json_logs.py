@@ -88,8 +88,10 @@ def test_worker_timeout_record_carries_its_traceback(start_server):
     sock = socket.create_connection((server.host, server.port), timeout=20)
     sock.sendall(request_bytes("GET", "/spin?x=1"))
     server.wait_for(r'"msg":"WORKER TIMEOUT', timeout=20)
-    wait_until(lambda: json_worker_pids(server) and json_worker_pids(server) != [worker], 20,
-               message="a replacement worker")
+    def replaced():
+        pids = json_worker_pids(server)  # read once: two reads can straddle the old one's death
+        return pids and worker not in pids
+    wait_until(replaced, 20, message="a replacement worker")
     sock.close()
     records = json_lines(server.stderr_text())
     [timeout] = [r for r in records if r["msg"].startswith("WORKER TIMEOUT")]
@@ -119,8 +121,7 @@ def test_a_replacement_worker_takes_the_id_of_the_one_it_replaces(start_server):
     victim = min(ids)
     assert server.json(f"/osenv?name=RGUNICORN_WORKER_ID")["value"] in ("0", "1")
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(), 20,
-               message="a replacement worker")
+    server.wait_workers(2, gone=[victim], message="a replacement worker")
     again = _ids_of_both_workers(server, "ids2")
     [replacement] = set(again) - set(ids)
     assert again[replacement] == ids[victim]

@@ -75,12 +75,9 @@ def test_import_error_shows_python_traceback():
 def test_killed_worker_is_replaced(start_server):
     srv = start_server("basic", "--workers", "2")
     old = srv.worker_pids()
-    mark = srv.log_mark()
     os.kill(old[0], signal.SIGKILL)
-    srv.wait_for_log(BOOT_RE.pattern, after=mark)
-    wait_until(lambda: len(srv.worker_pids()) == 2 and old[0] not in srv.worker_pids(), 10,
-               message="two live workers again")
-    assert old[1] in srv.worker_pids()
+    live = srv.wait_workers(2, gone=[old[0]], timeout=10, message="two live workers again")
+    assert old[1] in live and len(set(live) - set(old)) == 1, (old, live)
     assert srv.get("/hello").status == 200
 
 
@@ -151,8 +148,7 @@ def test_hup_replaces_all_workers(start_server):
     mark = srv.log_mark()
     srv.send_signal(signal.SIGHUP)
     srv.wait_for(BOOT_RE.pattern, after=mark, count=2)
-    wait_until(lambda: len(srv.worker_pids()) == 2 and old.isdisjoint(srv.worker_pids()), 15,
-               message="two new workers and no old one")
+    srv.wait_workers(2, gone=old, timeout=15, message="two new workers and no old one")
     assert srv.get("/hello").status == 200
 
 

@@ -50,8 +50,10 @@ def test_exact_totals_across_a_worker_that_was_killed(start_server):
     wait_until(lambda: requests_counted(server) == 120, 15, message="120 requests counted")
     victim = server.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: len(server.worker_pids()) == 4 and victim not in server.worker_pids(), 20,
-               message="a replacement worker")
+    server.wait_workers(4, gone=[victim], message="a replacement worker")
+    # It logs its boot line before it loads the app; the master counts it serving only after.
+    wait_until(lambda: value(server.metrics()[1], "rgunicorn_workers", '{state="serving"}') == 4, 15,
+               message="the replacement serving")
     pids |= {int(b.split(b'"pid": ')[1].split(b",")[0]) for b in spread(server, "/pid", 80)}
     assert len(pids) >= 3, f"the load reached only {pids}"
     wait_until(lambda: requests_counted(server) == 200, 15, message="200 requests counted")

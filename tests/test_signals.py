@@ -135,8 +135,7 @@ def test_timeout_names_the_request_and_replaces_the_worker(start_server, mode):
     assert sock.recv(65536) in (b"",) or sock.recv(65536) == b""
     sock.close()
     server.wait_for_log(r'File ".*lifecycle\.py", line \d+ in application')
-    wait_until(lambda: server.worker_pids() and server.worker_pids() != [worker], 20,
-               message="a replacement worker")
+    server.wait_workers(1, gone=[worker], message="a replacement worker")
     assert server.get("/").status == 200
 
 

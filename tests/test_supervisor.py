@@ -149,8 +149,7 @@ def test_a_killed_zygote_costs_no_request(start_server):
         server.wait_for(r"Booting worker with pid", after=mark)
         wait_until(lambda: len(zygotes(server)) == 1 and zygote not in zygotes(server), 10,
                    message="a new zygote for the replacement")
-        wait_until(lambda: len(server.worker_pids()) == 2 and retired not in server.worker_pids(),
-                   10, message="two workers again")
+        server.wait_workers(2, gone=[retired], timeout=10, message="two workers again")
         load.wait_for_requests(load.result.ok + 20)
         result = load.stop()
     assert result.errors == [] and result.failed == 0, (result.errors[:3], result.statuses)

@@ -21,8 +21,7 @@ def test_a_worker_past_the_limit_is_replaced_after_its_request(start_server, tmp
     assert response.status == 200 and int(response.body) == worker, "its request is answered"
     server.wait_for_log(rf"Worker \(pid:{worker}\) retires after its current requests: its unshared "
                         r"memory passed max_worker_memory", timeout=15)
-    wait_until(lambda: len(server.worker_pids()) == 1 and worker not in server.worker_pids(), 15,
-               message="a replacement worker")
+    server.wait_workers(1, gone=[worker], timeout=15, message="a replacement worker")
     assert int(server.get("/").body) != worker
     wait_until(lambda: stats(socket)["worker_restarts"]["memory"] == 1, 15,
                message="the restart counted under memory")

@@ -242,6 +242,16 @@ class Proc:
             pids = [p for p in pids if self._is_ours(p)]
         return pids
 
+    def wait_workers(self, count, gone=(), timeout=20, message="the workers"):
+        """Wait until exactly `count` workers live and none of `gone` is among them; returns them.
+
+        Each poll reads the pids once: a worker killed between two reads can be counted live by
+        the first and dead by the second, which passed a wait before its replacement existed."""
+        def settled():
+            pids = self.worker_pids()
+            return pids if len(pids) == count and set(gone).isdisjoint(pids) else None
+        return wait_until(settled, timeout, message=message)
+
     def _is_ours(self, pid):
         started = self._workers.get(pid)
         return started is not None and proc_start_time(pid) == started
