@@ -8,6 +8,7 @@ use crate::Result;
 
 const BUSY_SINCE: usize = 0;
 const LAST_BEAT: usize = 1;
+/// The pid the master recorded for the slot's fork request (0 until it read the fork's answer).
 const PID: usize = 2;
 /// The worker's stage: 0 booting, BOOTED, RETIRING, RETIRING_CHANGED.
 const STAGE: usize = 3;
@@ -28,6 +29,17 @@ pub struct Heartbeats {
     words: SharedWords,
     workers: usize,
     threads: usize,
+}
+
+/// Where a freshly forked worker stands with the master, read from its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The master recorded this worker's pid: it may serve.
+    Known,
+    /// The master has not read the fork's answer yet.
+    Pending,
+    /// The slot was reset for another fork request: the master gave up on this one.
+    Replaced,
 }
 
 /// What a slot said when the master looked.
@@ -83,6 +95,11 @@ impl Heartbeats {
         self.slot(worker, 0).words[OWNER].store(owner, Ordering::Release);
     }
 
+    /// Records the pid the slot's fork request produced: from then on that worker may serve.
+    pub fn acknowledge(&self, worker: usize, pid: i32) {
+        self.slot(worker, 0).words[PID].store(pid as u64, Ordering::Release);
+    }
+
     pub fn view_worker(&self, worker: usize) -> Vec<SlotView> {
         (0..self.threads)
             .map(|thread| self.slot(worker, thread).view())
@@ -100,8 +117,7 @@ impl Slot<'_> {
         self.words[LAST_BEAT].store(now_ms, Ordering::Release);
     }
 
-    pub fn set_booted(&self, pid: i32, now_ms: u64) {
-        self.words[PID].store(pid as u64, Ordering::Relaxed);
+    pub fn set_booted(&self, now_ms: u64) {
         self.beat(now_ms);
         self.words[STAGE].store(BOOTED, Ordering::Release);
     }
@@ -129,6 +145,18 @@ impl Slot<'_> {
     /// The fork request this slot was last reset for (on a worker's first thread record).
     pub fn owner(&self) -> u64 {
         self.words[OWNER].load(Ordering::Acquire)
+    }
+
+    /// Whether the master knows the worker of fork request `owner` as `pid` (on a worker's first
+    /// thread record).
+    pub fn standing(&self, owner: u64, pid: i32) -> Standing {
+        if self.owner() != owner {
+            Standing::Replaced
+        } else if self.words[PID].load(Ordering::Acquire) == pid as u64 {
+            Standing::Known
+        } else {
+            Standing::Pending
+        }
     }
 
     /// Marks a request as running; the text is written before the stamp that makes it visible.
@@ -188,7 +216,7 @@ impl Slot<'_> {
         SlotView {
             busy_since: (busy != 0).then_some(busy),
             last_beat: self.words[LAST_BEAT].load(Ordering::Acquire),
-            pid: self.words[PID].load(Ordering::Relaxed) as i32,
+            pid: self.words[PID].load(Ordering::Acquire) as i32,
             booted: self.booted(),
             paused: self.words[PAUSED_AT].load(Ordering::Acquire) != 0,
             request: String::from_utf8_lossy(&text).into_owned(),
@@ -230,7 +258,7 @@ mod tests {
     fn long_targets_are_cut_and_reset_clears() {
         let beats = Heartbeats::new(1, 1).unwrap();
         let slot = beats.slot(0, 0);
-        slot.set_booted(42, 5);
+        slot.set_booted(5);
         slot.begin(10, "POST", &"x".repeat(500));
         assert_eq!(slot.view().request.len(), TEXT_BYTES);
         assert!(slot.view().booted);
@@ -248,5 +276,21 @@ mod tests {
                 ..SlotView::default()
             }
         );
+    }
+
+    #[test]
+    fn a_worker_is_known_only_once_the_master_records_its_pid() {
+        let beats = Heartbeats::new(1, 2).unwrap();
+        let slot = beats.slot(0, 0);
+        beats.reset_worker(0, 1, 7);
+        assert_eq!(slot.standing(7, 4242), Standing::Pending);
+        beats.acknowledge(0, 4242);
+        assert_eq!(slot.standing(7, 4242), Standing::Known);
+        assert_eq!(slot.standing(7, 4243), Standing::Pending);
+        // The master gave up on request 7 and asked again: its worker is never known.
+        beats.reset_worker(0, 2, 8);
+        beats.acknowledge(0, 4243);
+        assert_eq!(slot.standing(7, 4242), Standing::Replaced);
+        assert_eq!(slot.standing(8, 4243), Standing::Known);
     }
 }

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -153,6 +154,41 @@ def test_a_killed_zygote_costs_no_request(start_server):
         load.wait_for_requests(load.result.ok + 20)
         result = load.stop()
     assert result.errors == [] and result.failed == 0, (result.errors[:3], result.statuses)
+
+
+
+def traced(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return re.search(r"^TracerPid:\s+(\d+)", status, re.M).group(1) != "0"
+
+
+def test_a_worker_whose_fork_answer_was_lost_never_serves(start_server):
+    # The chaos test once lost a request when a zygote died between forking a worker and
+    # answering: the master never learnt the worker's pid, the worker served unseen, then exited
+    # at once, mid-request, when it found its slot given to the replacement. Here strace holds
+    # the zygote's answer back while the zygote is killed, so the orphan fork is certain.
+    server = start_server("lifecycle", "-w", "1", "-k", "gthread", "--threads", "4")
+    [zygote] = zygotes(server)
+    [worker] = server.worker_pids()
+    strace = subprocess.Popen(["strace", "-qq", "-p", str(zygote), "-e", "trace=write",
+                               "-e", "inject=write:delay_enter=3000000", "-o", "/dev/null"],
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: traced(zygote), 10, message="strace attached to the zygote")
+        os.kill(worker, signal.SIGTERM)  # its replacement is forked; the answer is held back
+        [orphan] = wait_until(lambda: [p for p in server.children() if p not in (worker, zygote)],
+                              10, message="the replacement forked")
+        os.kill(zygote, signal.SIGKILL)
+    finally:
+        strace.kill()
+        strace.wait(timeout=10)
+    server.wait_for_log(rf"Worker \(pid:{orphan}\) was forked for a request the master gave up on",
+                        timeout=15)
+    [replacement] = server.wait_workers(1, gone=[worker], message="the replacement")
+    assert replacement != orphan
+    pids = {int(server.get("/").text.split()[1]) for _ in range(10)}
+    assert pids == {replacement}
+    assert f"Booting worker with pid: {orphan}" not in server.log_text()
 
 
 def test_max_requests_under_load_never_reports_a_failed_boot(start_server):

@@ -81,14 +81,19 @@ impl Arbiter {
                 error,
             };
         };
-        table
-            .heartbeats
-            .reset_worker(slot, process::monotonic_ms(), id);
-        if table.spec().zygote {
+        let heartbeats = table.heartbeats.clone();
+        heartbeats.reset_worker(slot, process::monotonic_ms(), id);
+        let forked = if table.spec().zygote {
             self.fork_from_zygote(generation, slot, id)
         } else {
             self.fork_directly(generation, slot, id)
+        };
+        // The worker waits for this before it serves: one whose answer never came (its zygote
+        // died between fork and answer) exits unseen instead of serving beside its replacement.
+        if let Event::Forked { pid, .. } = forked {
+            heartbeats.acknowledge(slot, pid);
         }
+        forked
     }
 
     fn notify(&mut self, notice: Notice) {

@@ -7,12 +7,9 @@ use std::time::Duration;
 use super::events::Event;
 use super::{signals, Arbiter};
 use crate::process::{self, frame_pipe, Forked, FrameReader, FrameWriter, Receive};
-use crate::worker::link::{ForkRequest, Reply};
+use crate::worker::link::{ForkRequest, Reply, FORK_REPLY_TIMEOUT};
 use crate::worker::zygote::{self as child, ZygoteContext, ZygoteLink};
 use crate::{wsgi, Result};
-
-/// How long the master waits for the zygote to answer a fork request (it forks in milliseconds).
-const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The master's ends of one zygote's link.
 pub(super) struct Link {

@@ -1,7 +1,13 @@
 //! The typed messages between the master and a zygote: a fork request names its id and slot, and
 //! every reply names the request it answers, so a late answer can never be taken for another.
 //! Encoding only; the pipes are `process::frame_pipe` and the policy is the master's.
+use std::time::Duration;
+
 use crate::process::FRAME;
+
+/// How long the master waits for the zygote to answer a fork request (it forks in milliseconds).
+/// A worker the master has not recorded by then was given up on, and exits without serving.
+pub const FORK_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Ask the zygote for a worker in `slot`; `id` is unique within the master's life and is also
 /// the worker's claim on its heartbeat slot.

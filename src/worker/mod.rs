@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::config::{LogFormat, Settings, WorkerClass};
 use crate::error::{APP_LOAD_ERROR, EXIT_FAILURE, EXIT_OK, WORKER_BOOT_ERROR};
-use crate::heartbeat::Heartbeats;
+use crate::heartbeat::{Heartbeats, Standing};
 use crate::http::server::{pool_thread_loop, ServeEnd};
 use crate::http::TrustedPeers;
 use crate::http::{ExchangeConfig, Handler, HeadRules, Local, Runner, ServeConfig};
@@ -41,6 +41,10 @@ pub struct WorkerContext<'a> {
 pub fn run(ctx: WorkerContext<'_>) -> i32 {
     let pid = current_pid();
     set_process_title(&title(ctx.settings));
+    if !known_to_master(&ctx, pid) {
+        tracing::warn!("Worker (pid:{pid}) was forked for a request the master gave up on (its answer was lost); exiting without serving");
+        return EXIT_OK;
+    }
     let me = hooks::Me::of(&ctx);
     let reporting = Reporting::new(ctx.settings, pid);
     let mut config = serve_config(ctx.settings);
@@ -54,15 +58,31 @@ pub fn run(ctx: WorkerContext<'_>) -> i32 {
     code
 }
 
+/// Waits until the master has recorded this worker's pid. A worker whose fork answer never
+/// reached the master (its zygote died between fork and answer) must exit before it accepts a
+/// connection: unseen, it would serve beside its replacement, unbounded by any timeout, and drop
+/// what it held when it found its slot taken. The master records the pid within microseconds of
+/// reading the answer, so the wait is short unless the worker is such a ghost.
+fn known_to_master(ctx: &WorkerContext<'_>, pid: i32) -> bool {
+    let slot = ctx.heartbeats.slot(ctx.slot, 0);
+    let deadline = monotonic_ms() + link::FORK_REPLY_TIMEOUT.as_millis() as u64 + 1_000;
+    loop {
+        match slot.standing(ctx.owner, pid) {
+            Standing::Known => return true,
+            Standing::Replaced => return false,
+            Standing::Pending if monotonic_ms() >= deadline => return false,
+            Standing::Pending => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
 fn serve_booted(
     ctx: &WorkerContext<'_>,
     handler: Arc<dyn Handler>,
     config: ServeConfig,
     reporting: &Reporting,
 ) -> i32 {
-    ctx.heartbeats
-        .slot(ctx.slot, 0)
-        .set_booted(current_pid(), monotonic_ms());
+    ctx.heartbeats.slot(ctx.slot, 0).set_booted(monotonic_ms());
     let served = serve_until_stopped(ctx, handler, config, reporting);
     observe::flush_reports(reporting.statsd.as_deref());
     match served {

@@ -120,8 +120,8 @@ async fn trim_when_idle(started: Arc<AtomicU64>) {
 }
 
 /// Tells the master this worker's reactor is alive and whether it retires on its own; exits if
-/// the master went away or gave the slot to another worker (a fork whose answer the master never
-/// got must not serve beside the worker that replaced it).
+/// the master went away or gave the slot to another worker (two workers must never share a slot;
+/// a fork whose answer the master never got already exits before serving, in `known_to_master`).
 async fn beat(duties: Duties) {
     let master = parent_pid();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
