@@ -70,15 +70,6 @@ class Clients:
                 self.exchanges.append(Exchange(start, time.monotonic(), version, detail))
 
 
-def zygotes(server):
-    def title(pid):
-        try:
-            return open(f"/proc/{pid}/cmdline", "rb").read()
-        except OSError:
-            return b""
-    return [pid for pid in server.children() if title(pid).startswith(b"rgunicorn: zygote")]
-
-
 def code_of_children(server):
     """{pid: version} of the master's live children; None for a child that has not recorded
     the code it runs yet (the app notes it at import in a zygote and after fork in a worker)."""
@@ -151,7 +142,7 @@ class Driver:
                 os.kill(self.rng.choice(workers), signal.SIGKILL)
 
     def kill_zygote(self):
-        for pid in zygotes(self.server):
+        for pid in self.server.zygotes():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

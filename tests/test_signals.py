@@ -11,7 +11,7 @@ import pytest
 from helpers.apps import set_version, version_of
 from helpers.http import read_responses, request_bytes
 from helpers.load import Load
-from helpers.server import proc_start_time, wait_until
+from helpers.server import proc_start_time, proc_title, wait_until
 
 
 def assert_clean(result):
@@ -80,13 +80,9 @@ def test_hup_with_a_bad_config_keeps_serving(start_server, tmp_path):
 
 def test_process_titles_name_the_role(start_server):
     server = start_server("lifecycle", "-w", "1", "-n", "greenapp")
-
-    def cmdline(pid):
-        return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
-
-    assert cmdline(server.pid) == "rgunicorn: master [greenapp]"
+    assert proc_title(server.pid) == "rgunicorn: master [greenapp]"
     [worker] = server.worker_pids()
-    assert cmdline(worker) == "rgunicorn: worker [greenapp]"
+    assert proc_title(worker) == "rgunicorn: worker [greenapp]"
 
 
 def test_ttin_burst_adds_every_worker_and_ttou_removes(start_server):

@@ -13,18 +13,7 @@ import pytest
 
 from helpers.apps import set_version, version_of
 from helpers.load import Load
-from helpers.server import wait_until
-
-
-def cmdline(pid):
-    try:
-        return open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")[0].decode()
-    except OSError:
-        return ""
-
-
-def zygotes(server):
-    return [pid for pid in server.children() if cmdline(pid).startswith("rgunicorn: zygote")]
+from helpers.server import proc_status, wait_until
 
 
 def delivered(pid, sig):
@@ -80,7 +69,7 @@ def test_a_broken_deploy_never_brings_back_a_retiring_generation(start_server, a
         assert held.result(timeout=15).status == 200
     wait_until(lambda: v1_worker not in server.worker_pids(), 15, message="the v1 worker gone")
     assert {version_of(server) for _ in range(10)} == {"v2"}
-    assert len(zygotes(server)) == 1, "only v2's zygote is left"
+    assert len(server.zygotes()) == 1, "only v2's zygote is left"
 
 
 def test_a_half_sent_head_does_not_hold_the_drain(start_server):
@@ -137,29 +126,26 @@ def test_a_self_retiring_worker_is_bounded_by_graceful_timeout(start_server):
 
 def test_a_killed_zygote_costs_no_request(start_server):
     server = start_server("lifecycle", "-w", "2", "--graceful-timeout", "10")
-    [zygote] = zygotes(server)
+    [zygote] = server.zygotes()
     with Load(server, keepalive_clients=1, close_clients=3, max_seconds=40) as load:
         load.wait_for_requests(20)
         os.kill(zygote, signal.SIGKILL)
-        wait_until(lambda: not zygotes(server), 5, message="the zygote gone")
+        wait_until(lambda: not server.zygotes(), 5, message="the zygote gone")
         ok = load.result.ok
         load.wait_for_requests(ok + 20)
         mark = server.log_mark()
         retired = server.worker_pids()[0]
         os.kill(retired, signal.SIGTERM)
         server.wait_for(r"Booting worker with pid", after=mark)
-        wait_until(lambda: len(zygotes(server)) == 1 and zygote not in zygotes(server), 10,
-                   message="a new zygote for the replacement")
+        def replaced():
+            now = server.zygotes()  # read once: two reads can straddle the old one's death
+            return len(now) == 1 and zygote not in now
+        wait_until(replaced, 10, message="a new zygote for the replacement")
         server.wait_workers(2, gone=[retired], timeout=10, message="two workers again")
         load.wait_for_requests(load.result.ok + 20)
         result = load.stop()
     assert result.errors == [] and result.failed == 0, (result.errors[:3], result.statuses)
 
-
-
-def traced(pid):
-    status = open(f"/proc/{pid}/status").read()
-    return re.search(r"^TracerPid:\s+(\d+)", status, re.M).group(1) != "0"
 
 
 def test_a_worker_whose_fork_answer_was_lost_never_serves(start_server):
@@ -168,13 +154,13 @@ def test_a_worker_whose_fork_answer_was_lost_never_serves(start_server):
     # at once, mid-request, when it found its slot given to the replacement. Here strace holds
     # the zygote's answer back while the zygote is killed, so the orphan fork is certain.
     server = start_server("lifecycle", "-w", "1", "-k", "gthread", "--threads", "4")
-    [zygote] = zygotes(server)
+    [zygote] = server.zygotes()
     [worker] = server.worker_pids()
     strace = subprocess.Popen(["strace", "-qq", "-p", str(zygote), "-e", "trace=write",
                                "-e", "inject=write:delay_enter=3000000", "-o", "/dev/null"],
                               stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: traced(zygote), 10, message="strace attached to the zygote")
+        wait_until(lambda: proc_status(zygote)["TracerPid"] != "0", 10, message="strace attached to the zygote")
         os.kill(worker, signal.SIGTERM)  # its replacement is forked; the answer is held back
         [orphan] = wait_until(lambda: [p for p in server.children() if p not in (worker, zygote)],
                               10, message="the replacement forked")

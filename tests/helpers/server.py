@@ -65,6 +65,14 @@ def proc_status(pid):
     return out
 
 
+def proc_title(pid):
+    """The process title (first word of /proc/<pid>/cmdline), or "" when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
+
+
 def proc_kib(pid, key):
     """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in KiB."""
     return int(proc_status(pid)[key].split()[0])
@@ -289,6 +297,10 @@ class Proc:
                 if started is not None:
                     found[pid] = started
         return found
+
+    def zygotes(self):
+        """The master's live children whose title says zygote."""
+        return [pid for pid in self.children() if proc_title(pid).startswith("rgunicorn: zygote")]
 
     def stop(self, sig=signal.SIGTERM, timeout=None):
         """Signal the master and wait for it (default deadline: stop_deadline()); returns its
