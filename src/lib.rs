@@ -41,6 +41,7 @@
 //! | a worker's signals (TERM drains, USR2 retires, USR1 reopens logs), code reload | worker/reactor.rs (`watch_signals`, `watch_code`) |
 //! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
 //! | the access log line (written in batches) | logging/access.rs, logging/json_access.rs (JSON), worker/observe.rs (`flush_often`) |
+//! | a request's duration and its log line's time (two clock reads, the wall clock's offset kept) | worker/observe.rs (`Observed::handle`), worker/wall_clock.rs |
 //! | exit codes | error.rs |
 //! | gunicorn.conf.py: which names are settings, hooks, errors, warnings | config/python.rs, config/gunicorn.rs |
 //! | running a Python config (the interpreter of a cargo binary's master starts there) | wsgi/config_file.rs |

@@ -5,6 +5,7 @@ mod hooks;
 pub mod link;
 mod observe;
 mod reactor;
+mod wall_clock;
 pub mod zygote;
 
 use std::sync::{mpsc, Arc, Mutex};

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use super::wall_clock::WallClock;
 use crate::config::Settings;
 use crate::heartbeat::Heartbeats;
 use crate::http::{Exchange, Finished, Handler, Peer};
@@ -16,7 +17,11 @@ use crate::metrics::Lane;
 use crate::process::{monotonic_ms, monotonic_ns};
 use crate::statsd;
 
+/// Nanoseconds in a heartbeat's millisecond.
+const NS_PER_MS: u64 = 1_000_000;
+
 thread_local! {
+    static WALL_CLOCK: WallClock = WallClock::default();
     static THREAD_INDEX: Cell<usize> = const { Cell::new(0) };
     static RECORD: std::cell::RefCell<Option<(Arc<Heartbeats>, usize)>> = const { std::cell::RefCell::new(None) };
 }
@@ -99,8 +104,9 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    /// One finished request that took `elapsed`, to every sink.
-    fn report(&self, finished: &Finished, peer: &Peer, elapsed: Duration) {
+    /// One finished request, timed by two CLOCK_MONOTONIC readings in ns, to every sink.
+    fn report(&self, finished: &Finished, peer: &Peer, (started, ended): (u64, u64)) {
+        let elapsed = Duration::from_nanos(ended.saturating_sub(started));
         let report = &finished.report;
         let reporting = &self.reporting;
         if let Some(lane) = &reporting.lane {
@@ -112,7 +118,7 @@ impl Sinks {
             batch.request(report.status, elapsed);
         }
         if let Some(access) = &self.access {
-            let ended = SystemTime::now();
+            let ended = WALL_CLOCK.with(|clock| clock.at(ended));
             log_access(access, finished, peer, (ended, elapsed), reporting);
         }
     }
@@ -173,18 +179,22 @@ impl<H: Handler> Handler for Observed<H> {
         let record = self
             .heartbeats
             .slot(self.slot, THREAD_INDEX.with(Cell::get));
-        record.begin(monotonic_ms(), &exchange.head.method, &exchange.head.target);
+        let (method, target) = (&exchange.head.method, &exchange.head.target);
         let Some(sinks) = &self.sinks else {
+            record.begin(monotonic_ms(), method, target);
             let finished = self.inner.handle(exchange);
             record.end(monotonic_ms());
             return finished;
         };
+        // The heartbeat takes its milliseconds from the two reads that time the request (the
+        // same clock as the coarse one, a tick ahead at most) instead of two more.
         let started = monotonic_ns();
+        record.begin(started / NS_PER_MS, method, target);
         let peer = exchange.peer.clone();
         let finished = self.inner.handle(exchange);
-        record.end(monotonic_ms());
-        let elapsed = Duration::from_nanos(monotonic_ns().saturating_sub(started));
-        sinks.report(&finished, &peer, elapsed);
+        let ended = monotonic_ns();
+        record.end(ended / NS_PER_MS);
+        sinks.report(&finished, &peer, (started, ended));
         finished
     }
 }
