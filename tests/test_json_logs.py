@@ -5,6 +5,8 @@ import os
 import re
 import signal
 import socket
+import time
+from datetime import datetime, timezone
 
 from helpers.http import request_bytes
 from helpers.server import REPO, proc_start_time, wait_until
@@ -57,6 +59,24 @@ def test_access_log_json_round_trips_hostile_bytes(start_server):
     [worker] = server.worker_pids()
     assert record["pid"] == worker
     assert record["worker"] == 0
+
+
+def test_access_log_json_times_are_when_responses_ended(start_server):
+    """`ts` is when each response ended, to the millisecond it is written with: the worker reads
+    the wall clock for its first line, then reckons from its monotonic clock and the offset."""
+    server = start_server("basic", "--access-logfile", "-", "--access-log-format", "json")
+    windows = []
+    for _ in range(5):
+        sent = time.time()
+        assert b" 200 " in server.raw(b"GET /hello HTTP/1.0\r\n\r\n")[:20]
+        windows.append((sent, time.time()))
+    records = access_records(server, count=5)
+    for (sent, answered), record in zip(windows, records):
+        ended = datetime.strptime(record["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        ended = ended.replace(tzinfo=timezone.utc).timestamp()
+        # A millisecond either side: `ts` is cut to the millisecond, and the reckoning may be off
+        # by what NTP slewed the clock since the offset was read (50 µs at most).
+        assert sent - 0.001 <= ended <= answered + 0.001, (sent, record["ts"], answered)
 
 
 def test_access_log_json_absent_headers_are_null(start_server):
