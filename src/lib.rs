@@ -37,7 +37,7 @@
 //! | timeouts with the request named | master/workers.rs (`find_timeout`), master/model.rs (`timed_out`), heartbeat.rs |
 //! | the zygote link | worker/link.rs (messages), master/zygote.rs, worker/zygote.rs |
 //! | a worker serves only once the master recorded its pid (a lost fork answer: exit unseen) | master/effects.rs (`fork`), worker/mod.rs (`known_to_master`), heartbeat.rs (`standing`) |
-//! | drains (idle and half-sent connections; a second TERM) | http/head_read.rs, process.rs (`exit_on_second_term`) |
+//! | drains (idle and half-sent connections closed, a first request on its way answered; a second TERM) | http/head_read.rs (`read_head`), process.rs (`exit_on_second_term`) |
 //! | a worker's signals (TERM drains, USR2 retires, USR1 reopens logs), code reload | worker/reactor.rs (`watch_signals`, `watch_code`) |
 //! | the master's model tests (random sequences, named regressions) | master/model_world.rs, master/model_tests.rs |
 //! | the access log line (written in batches) | logging/access.rs, logging/json_access.rs (JSON), worker/observe.rs (`flush_often`) |

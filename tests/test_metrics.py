@@ -9,27 +9,10 @@ import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+from helpers.metrics import samples, total, value
 from helpers.server import BOOT_RE, wait_until
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def samples(text, name):
-    """{labels: value} of every sample named `name` (labels as the raw `{...}` text, "" if none)."""
-    found = {}
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(\{{[^}}]*\}})? (\S+)$", line)
-        if m:
-            found[m.group(1) or ""] = float(m.group(2))
-    return found
-
-
-def total(text, name):
-    return sum(samples(text, name).values())
-
-
-def value(text, name, labels=""):
-    return samples(text, name).get(labels, 0.0)
 
 
 def spread(server, path, count, clients=8):

@@ -13,6 +13,8 @@ import pytest
 
 from helpers.apps import set_version, version_of
 from helpers.load import Load
+from helpers.http import open_raw, recv_until_close, send_ignoring_close
+from helpers.metrics import value
 from helpers.server import proc_status, wait_until
 
 
@@ -81,6 +83,31 @@ def test_a_half_sent_head_does_not_hold_the_drain(start_server):
         assert server.get("/").status == 200
         assert stop_within_graceful(server, 20) < 10
         assert sock.recv(100) == b"", "the half-sent connection is closed"
+
+
+@pytest.mark.parametrize("worker_class", ["sync", "gthread"])
+def test_a_connection_accepted_before_the_drain_gets_its_request_answered(
+        start_server, tmp_path, worker_class):
+    # Found by a clean-clone CI run, through caddy on a unix socket: a reload retired a worker
+    # that had just accepted caddy's connection, before caddy's request came; a sync worker
+    # closed the connection at once and caddy answered 502. A request on its way is answered,
+    # with Connection: close.
+    server = start_server("basic", "-w", "1", "-k", worker_class, "--bind",
+                          f"unix:{tmp_path / 'drain.sock'}", "--metrics-bind", "127.0.0.1:0",
+                          "--log-level", "debug", "--graceful-timeout", "20")
+    [worker] = server.worker_pids()
+    with open_raw(server.address(), timeout=10) as sock:
+        wait_until(lambda: value(server.metrics()[1], "rgunicorn_connections_open") == 1, 15,
+                   message="the worker accepted the connection")
+        mark = server.log_mark()
+        os.kill(worker, signal.SIGTERM)
+        server.wait_for(r"Worker draining", after=mark)
+        sent = send_ignoring_close(sock, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sent, "the draining worker closed the connection before its request came"
+        answer, closed = recv_until_close(sock, 10)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert b"\r\nConnection: close\r\n" in answer and closed, answer[:300]
+    server.wait_workers(1, gone=[worker], message="the drained worker replaced")
 
 
 def test_a_second_term_ends_a_drain_at_once(start_server):

@@ -2,6 +2,7 @@
 //! when the socket has it, and wait with the keep-alive or head timeout. Never runs a request.
 use std::io;
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -10,6 +11,11 @@ use super::conn::ConnIo;
 use super::parser::parse_head_into;
 use super::request::{ParseError, ProxyPolicy, RequestHead};
 use super::server::ServeConfig;
+
+/// How long a stopping worker without keep-alive still waits for the first request of a
+/// connection it accepted: that request is normally on its way already, so a round trip would
+/// do; gunicorn's default keep-alive time bounds what a silent client can add to the drain.
+const LAST_REQUEST_GRACE: Duration = Duration::from_secs(2);
 
 pub(super) enum HeadRead {
     /// The next request's head is in the connection's `RequestHead`.
@@ -55,17 +61,19 @@ pub(super) async fn read_head(
         }
         // A stopping worker does not wait for a head that is half sent: that would hold the
         // drain until the head timeout. A connection with nothing sent yet keeps at most its
-        // (short) keep-alive time for one last request, answered with Connection: close: closing
-        // it at once would race a request already on its way.
-        let keepalive_wait = idle && config.keepalive.is_some();
+        // (short) keep-alive time, or LAST_REQUEST_GRACE for its first request, for one last
+        // request, answered with Connection: close: closing it at once would race a request
+        // already on its way (a proxy connects, then writes; the worker may accept in between).
+        let waits_for_one_more = idle && (first || config.keepalive.is_some());
         let stop_now = *stopping.borrow();
-        if stop_now && !keepalive_wait {
+        if stop_now && !waits_for_one_more {
             return HeadRead::Closed;
         }
         let now = Instant::now();
         let deadline = match (idle && (!first || stop_now), config.keepalive) {
             (true, Some(keepalive)) => now + keepalive,
-            _ => *head_deadline.get_or_insert(now + config.head_timeout),
+            (true, None) => now + LAST_REQUEST_GRACE,
+            (false, _) => *head_deadline.get_or_insert(now + config.head_timeout),
         };
         timer.as_mut().reset(deadline);
         tokio::select! {

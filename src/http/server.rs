@@ -141,6 +141,7 @@ pub async fn serve(
         }
         _ = stopped.wait_for(|stop| *stop) => {}
     }
+    tracing::debug!("Worker draining (pid: {})", std::process::id());
     stop(&shared);
     // The accept loops finish their sweep of the listen queue before the drain starts counting.
     for acceptor in acceptors {
