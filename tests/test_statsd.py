@@ -6,6 +6,7 @@ import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
+from helpers.metrics import value
 from helpers.server import wait_until
 
 LINE_RE = re.compile(r"^(?P<name>[^:]+):(?P<value>[^|]+)\|(?P<kind>c|g|ms)(?P<rate>\|@[\d.]+)?(?P<tags>\|#.*)?$")
@@ -113,8 +114,7 @@ def test_a_missing_statsd_server_never_fails_a_request(start_server, tmp_path):
     for _ in range(20):
         assert server.get("/hello").status == 200
     def errors():
-        _, text = server.metrics()
-        return float(re.search(r"^rgunicorn_statsd_send_errors_total (\S+)$", text, re.M).group(1))
+        return value(server.metrics()[1], "rgunicorn_statsd_send_errors_total")
     wait_until(lambda: errors() >= 1, 15, message="send errors counted")
     server.wait_for_log(r"statsd: cannot send to unix:\S+nobody\.sock: .*logged once a minute")
     for _ in range(20):

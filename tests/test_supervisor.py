@@ -174,7 +174,6 @@ def test_a_killed_zygote_costs_no_request(start_server):
     assert result.errors == [] and result.failed == 0, (result.errors[:3], result.statuses)
 
 
-
 def test_a_worker_whose_fork_answer_was_lost_never_serves(start_server):
     # The chaos test once lost a request when a zygote died between forking a worker and
     # answering: the master never learnt the worker's pid, the worker served unseen, then exited

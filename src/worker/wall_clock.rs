@@ -46,9 +46,7 @@ mod tests {
     use super::*;
 
     fn gap(a: SystemTime, b: SystemTime) -> Duration {
-        a.duration_since(b)
-            .or_else(|e| Ok::<_, ()>(e.duration()))
-            .unwrap()
+        a.duration_since(b).unwrap_or_else(|e| e.duration())
     }
 
     #[test]
